@@ -48,6 +48,9 @@ class Lab:
         self.services = [self.pki, self.postgres, self.redis, self.docker, self.registry]
 
     def up(self) -> int:
+        # Every binary first, so a missing package stops `up` before anything starts.
+        for svc in self.services:
+            svc.check()
         self.s.lab_dir.mkdir(parents=True, exist_ok=True)
         self.s.lab_dir.chmod(0o755)
         for svc in self.services:

@@ -39,6 +39,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         home = Path(os.environ.get("HOME", "/root"))
+
         def port(name: str, default: int) -> int:
             raw = os.environ.get(name, str(default))
             if not raw.isdigit() or not 0 < int(raw) < 65536:
@@ -222,8 +223,8 @@ class Secrets:
         values: dict[str, str] = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
-                key, _, value = line.partition("=")
-                if key:
+                key, sep, value = line.partition("=")
+                if sep:
                     values[key] = value
         missing = [n for n in self.NAMES if n not in values]
         if missing:

@@ -67,6 +67,11 @@ class Docker:
         return run([need("docker", "docker.io"), *args], env=self.client_env(), check=check,
                    capture=capture, input=input, timeout=timeout)
 
+    def check(self) -> None:
+        need("dockerd", "docker.io")
+        need("docker", "docker.io")
+        need("debootstrap", "debootstrap")
+
     def up(self) -> None:
         dockerd = need("dockerd", "docker.io")
         if alive(self.pidfile, "dockerd"):

@@ -26,10 +26,16 @@ class Pki:
 
     def __init__(self, settings: Settings) -> None:
         self.dir = settings.pki_dir
-        self.openssl = need("openssl", "openssl")
+
+    def check(self) -> None:
+        need("openssl", "openssl")
 
     def path(self, leaf: str, kind: str = "crt") -> Path:
         return self.dir / f"{leaf}.{kind}"
+
+    @property
+    def openssl(self) -> str:
+        return need("openssl", "openssl")
 
     def _valid_for(self, cert: Path, seconds: int) -> bool:
         if not cert.exists():

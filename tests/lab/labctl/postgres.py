@@ -58,9 +58,13 @@ class Postgres:
                    user=self.user)
         return proc.returncode == 0
 
-    def up(self) -> None:
+    def check(self) -> None:
         if self.user:
             need("runuser", "util-linux")
+        for binary in ("initdb", "pg_ctl", "psql", "pg_isready"):
+            self._bin(binary)
+
+    def up(self) -> None:
         values = self.secrets.load()
         if self._running():
             say(f"PostgreSQL already running on 127.0.0.1:{self.s.pg_port}")

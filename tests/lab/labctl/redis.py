@@ -27,6 +27,9 @@ class Redis:
         self.dir = settings.lab_dir / "redis"
         self.pidfile = settings.pidfile("redis")
 
+    def check(self) -> None:
+        need("redis-server", "redis-server")
+
     def up(self) -> None:
         binary = need("redis-server", "redis-server")
         password = self.secrets.load()["redis"]

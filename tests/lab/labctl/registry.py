@@ -39,6 +39,10 @@ class Registry:
             return exc.code
         return 200
 
+    def check(self) -> None:
+        need("docker-registry", "docker-registry")
+        need("htpasswd", "apache2-utils")
+
     def up(self) -> None:
         binary = need("docker-registry", "docker-registry")
         htpasswd = need("htpasswd", "apache2-utils")
