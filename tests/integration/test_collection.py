@@ -16,17 +16,26 @@ BIN = Path(sys.executable).parent
 FILTERS = ("parse_db_url", "percentile", "redact_url", "secret_strength")
 
 
+def isolated_env(dest: Path) -> dict[str, str]:
+    """Ansible sees only `dest`: not this checkout's ansible.cfg nor its .collections link."""
+    cfg = dest / "ansible.cfg"
+    cfg.write_text("[defaults]\n")
+    return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(dest), "ANSIBLE_CONFIG": str(cfg)}
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("dist")
+    dest = tmp_path_factory.mktemp("collections")
+    env = isolated_env(dest)
     subprocess.run([BIN / "ansible-galaxy", "collection", "build", "--output-path", str(out),
-                    str(REPO)], check=True, capture_output=True, text=True)
+                    str(REPO)], check=True, capture_output=True, text=True, env=env)
     tarballs = list(out.glob("prodready-deploy-*.tar.gz"))
     assert len(tarballs) == 1, tarballs
-    dest = tmp_path_factory.mktemp("collections")
     # --no-deps: the dependencies ship with the `ansible` package; Galaxy is unreachable.
     subprocess.run([BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p",
-                    str(dest), str(tarballs[0])], check=True, capture_output=True, text=True)
+                    str(dest), str(tarballs[0])], check=True, capture_output=True, text=True, env=env)
+    assert (dest / "ansible_collections/prodready/deploy/MANIFEST.json").exists()
     return tarballs[0], dest
 
 
@@ -43,8 +52,7 @@ def test_tarball_leaves_out_lab_app_tests_and_caches(installed: tuple[Path, Path
 
 
 def _ansible_doc(dest: Path, *args: str) -> str:
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(dest), "ANSIBLE_CONFIG": os.devnull}
-    proc = subprocess.run([BIN / "ansible-doc", *args], env=env, capture_output=True,
+    proc = subprocess.run([BIN / "ansible-doc", *args], env=isolated_env(dest), capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
