@@ -1,0 +1,110 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The reference app image builds hermetically, is pushed, runs, and answers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import lab
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@pytest.fixture(scope="module")
+def app(lab_env: dict[str, str]) -> dict[str, str]:
+    """Build, push and run the app through the lab; returns the pinned image and base URL."""
+    proc = lab("app", timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    image = Path(lab_env["PRODREADY_LAB_DIR"], "refapp.image").read_text().strip()
+    assert f"reference app {image}" in proc.stdout
+    port = os.environ.get("PRODREADY_LAB_APP_PORT", "58080")
+    return {"image": image, "base": f"http://127.0.0.1:{port}"}
+
+
+def get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def docker(lab_env: dict[str, str], *args: str) -> str:
+    env = {**os.environ, "DOCKER_HOST": lab_env["DOCKER_HOST"],
+           "DOCKER_CONFIG": lab_env["DOCKER_CONFIG"]}
+    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_health_is_200_with_database_and_redis(app: dict[str, str]) -> None:
+    status, _headers, body = get(app["base"] + "/health")
+    assert status == 200, body
+    assert json.loads(body)["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_metrics_parse_as_prometheus_exposition(app: dict[str, str]) -> None:
+    get(app["base"] + "/health")
+    status, headers, body = get(app["base"] + "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert "http_requests" in families  # the counter http_requests_total
+    assert "http_request_duration_seconds" in families
+    assert families["http_request_duration_seconds"].type == "histogram"
+    health = [s for s in families["http_requests"].samples
+              if s.labels.get("endpoint") == "/health" and s.labels.get("status") == "200"]
+    assert health and health[0].value >= 1
+
+
+def test_version_reports_the_pushed_digest(app: dict[str, str]) -> None:
+    status, _headers, body = get(app["base"] + "/version")
+    assert status == 200
+    version = json.loads(body)
+    assert version["image_digest"] == app["image"].rsplit("@", 1)[1]
+    assert version["alembic_head"]
+
+
+def test_security_headers_and_no_server_details(app: dict[str, str]) -> None:
+    _status, headers, _body = get(app["base"] + "/health")
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "max-age=31536000" in headers["Strict-Transport-Security"]
+    assert headers["Content-Security-Policy"]
+    assert headers["Referrer-Policy"]
+    assert "X-Powered-By" not in headers
+    assert "gunicorn" not in headers.get("Server", "").lower()
+
+
+def test_image_is_pinned_in_registry_and_labelled(lab_env: dict[str, str],
+                                                  app: dict[str, str]) -> None:
+    repo, digest = app["image"].split("@")
+    name = repo.split("/", 1)[1]
+    tag = json.loads(docker(lab_env, "image", "inspect", app["image"]))[0]
+    labels = tag["Config"]["Labels"]
+    for key in ("source", "revision", "version", "created"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    assert tag["Config"]["User"] not in ("", "0", "root")
+    token = f"{lab_env['LAB_REGISTRY_USERNAME']}:{lab_env['LAB_REGISTRY_PASSWORD']}"
+    req = urllib.request.Request(
+        f"{lab_env['LAB_REGISTRY_URL']}/v2/{name}/manifests/{labels['org.opencontainers.image.version']}",
+        method="HEAD", headers={
+            "Authorization": "Basic " + base64.b64encode(token.encode()).decode(),
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    ctx = ssl.create_default_context(cafile=lab_env["LAB_CA_CERT"])
+    with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
+        assert resp.headers["Docker-Content-Digest"] == digest
+
+
+def test_container_runs_read_only_as_non_root(lab_env: dict[str, str], app: dict[str, str]
+                                              ) -> None:
+    info = json.loads(docker(lab_env, "inspect", "prodready-refapp"))[0]
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
+    assert info["State"]["Running"] is True
+    assert info["Config"]["Image"] == app["image"]
