@@ -34,7 +34,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert len(tarballs) == 1, tarballs
     # --no-deps: the dependencies ship with the `ansible` package; Galaxy is unreachable.
     subprocess.run([BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p",
-                    str(dest), str(tarballs[0])], check=True, capture_output=True, text=True, env=env)
+                    str(dest), str(tarballs[0])],
+                   check=True, capture_output=True, text=True, env=env)
     assert (dest / "ansible_collections/prodready/deploy/MANIFEST.json").exists()
     return tarballs[0], dest
 

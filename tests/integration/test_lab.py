@@ -40,7 +40,8 @@ def test_postgresql_verify_full_tls_and_scram(lab_env: dict[str, str]) -> None:
     with psycopg2.connect(lab_env["DATABASE_URL"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         assert cur.fetchone()[0] is True
-        cur.execute("SELECT current_user, current_database(), current_setting('server_version_num')")
+        cur.execute("SELECT current_user, current_database(), "
+                    "current_setting('server_version_num')")
         user, db, version = cur.fetchone()
         assert (user, db) == ("app", "app")
         assert version.startswith("15")

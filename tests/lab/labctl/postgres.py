@@ -9,7 +9,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .common import (
-    LabError, Secrets, Settings, chown_to, need, require_port, run, say, service_user,
+    LabError,
+    Secrets,
+    Settings,
+    chown_to,
+    need,
+    require_port,
+    run,
+    say,
+    service_user,
 )
 from .pki import Pki
 

@@ -10,7 +10,16 @@ import urllib.error
 import urllib.request
 
 from .common import (
-    LabError, Secrets, Settings, alive, need, require_port, run, say, stop_pid, wait_for,
+    LabError,
+    Secrets,
+    Settings,
+    alive,
+    need,
+    require_port,
+    run,
+    say,
+    stop_pid,
+    wait_for,
 )
 from .docker import Docker
 from .pki import Pki
