@@ -8,7 +8,9 @@ MAKEFLAGS += --no-print-directory
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-LAB := tests/lab/lab
+# The lab starts dockerd and PostgreSQL under their own users: root, or sudo for the rest.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo -E)
+LAB := $(SUDO) tests/lab/lab
 PYTEST := $(VENV)/bin/python -m pytest
 
 .PHONY: help setup lab lab-down demo test lint ruff yamllint ansible-lint sanity unit \
