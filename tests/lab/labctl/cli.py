@@ -11,6 +11,7 @@ import sys
 from .app import App
 from .common import LabError, Secrets, Settings, eprint, say
 from .docker import Docker
+from .kube import Kube
 from .pki import Pki
 from .postgres import Postgres
 from .redis import Redis
@@ -30,7 +31,8 @@ usage: lab COMMAND
 Settings (environment): PRODREADY_LAB_DIR (default /var/tmp/prodready-lab),
 PRODREADY_CACHE (default ~/.cache/prodready), PRODREADY_LAB_PG_PORT (55432),
 PRODREADY_LAB_REDIS_PORT (56379), PRODREADY_LAB_REGISTRY_PORT (5000),
-PRODREADY_LAB_APP_PORT (58080).
+PRODREADY_LAB_APP_PORT (58080), PRODREADY_LAB_APISERVER_PORT (56443),
+PRODREADY_LAB_ETCD_PORT (52379; +1 and +2 are etcd's peer and metrics ports).
 """
 
 
@@ -44,8 +46,10 @@ class Lab:
         self.docker = Docker(settings)
         self.registry = Registry(settings, self.secrets, self.pki, self.docker)
         self.app = App(settings, self.docker, self.registry, self.postgres, self.redis)
+        self.kube = Kube(settings, self.pki)
         # Start order; `down` walks it backwards.
-        self.services = [self.pki, self.postgres, self.redis, self.docker, self.registry]
+        self.services = [self.pki, self.postgres, self.redis, self.docker, self.registry,
+                         self.kube]
 
     def up(self) -> int:
         # Every binary first, so a missing package stops `up` before anything starts.

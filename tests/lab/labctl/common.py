@@ -35,6 +35,8 @@ class Settings:
     redis_port: int
     registry_port: int
     app_port: int
+    apiserver_port: int
+    etcd_port: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,6 +56,8 @@ class Settings:
             redis_port=port("PRODREADY_LAB_REDIS_PORT", 56379),
             registry_port=port("PRODREADY_LAB_REGISTRY_PORT", 5000),
             app_port=port("PRODREADY_LAB_APP_PORT", 58080),
+            apiserver_port=port("PRODREADY_LAB_APISERVER_PORT", 56443),
+            etcd_port=port("PRODREADY_LAB_ETCD_PORT", 52379),
         )
 
     @property
@@ -160,11 +164,35 @@ def stop_pid(pidfile: Path, expect: str, what: str, grace: float = 30) -> bool:
     return True
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    return Path(f"/proc/{pid}").exists() and not _is_zombie(pid)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     except (OSError, IndexError):
         return True
+
+
+def spawn(argv: list[str], pidfile: Path, log: Path, env: dict[str, str] | None = None) -> int:
+    """Start a daemon in its own session, detached from the caller; record its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True,
+                                env=None if env is None else {**os.environ, **env})
+    pidfile.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def log_tail(log: Path, chars: int = 1500) -> str:
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -185,15 +213,21 @@ def require_port(port: int, what: str, env_name: str) -> None:
         )
 
 
-def wait_for(probe, what: str, timeout: float = 60, interval: float = 0.2) -> None:
-    """Poll probe() until it returns truthy; LabError naming `what` on timeout."""
+def wait_for(probe, what: str, timeout: float = 60, interval: float = 0.2,
+             fail_fast: type[Exception] | None = None) -> None:
+    """Poll probe() until it returns truthy; LabError naming `what` on timeout.
+
+    An exception of type `fail_fast` from the probe ends the wait at once.
+    """
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             if probe():
                 return
-        except Exception as exc:  # noqa: BLE001  (any probe failure means "not yet")
+        except Exception as exc:
+            if fail_fast is not None and isinstance(exc, fail_fast):
+                raise  # noqa: BLE001  (any probe failure means "not yet")
             last = exc
         time.sleep(interval)
     raise LabError(f"{what} did not become ready within {timeout:.0f}s" + (

@@ -61,16 +61,29 @@ class Pki:
                 say(f"issuing the lab certificate {leaf} ({san}, {days} days)")
                 self._issue(leaf, san, days)
 
-    def _issue(self, leaf: str, san: str, days: int) -> None:
+    def ensure(self, leaf: str, subject: str, san: str | None = None, days: int = 365) -> None:
+        """Issue a certificate signed by the lab CA unless a valid one exists.
+
+        With `san` it is a server (and client) certificate for those names; without, a
+        client certificate whose subject carries the identity (CN user, O groups).
+        """
+        if not self._valid_for(self.path(leaf), 30 * DAY):
+            say(f"issuing the lab certificate {leaf} ({subject})")
+            self._issue(leaf, san, days, subject)
+
+    def _issue(self, leaf: str, san: str | None, days: int, subject: str | None = None) -> None:
         key, csr, crt = self.path(leaf, "key"), self.path(leaf, "csr"), self.path(leaf)
-        cn = san.split(",")[0].split(":", 1)[1]
+        if subject is None and san:
+            subject = "/CN=" + san.split(",")[0].split(":", 1)[1]
         run([self.openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={cn}"])
+             "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", str(subject)])
         ext = self.dir / f"{leaf}.ext"
         ext.write_text(
-            f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+            (f"subjectAltName={san}\n" if san else "")
+            + "basicConstraints=CA:FALSE\n"
             "keyUsage=critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage=serverAuth,clientAuth\n"
+            + ("extendedKeyUsage=serverAuth,clientAuth\n" if san
+               else "extendedKeyUsage=clientAuth\n")
         )
         run([self.openssl, "x509", "-req", "-in", str(csr), "-CA", str(self.path("ca")),
              "-CAkey", str(self.path("ca", "key")), "-CAcreateserial", "-out", str(crt),

@@ -1,0 +1,121 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's Kubernetes: a real API server and controllers, kwok nodes, a least-privilege
+deployer identity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+NS = "prodready"
+
+
+def kubectl(lab_env: dict[str, str], who: str, *args: str, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    kubeconfig = lab_env["LAB_KUBECONFIG_ADMIN" if who == "admin" else "LAB_KUBECONFIG_DEPLOYER"]
+    return subprocess.run([str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
+                           kubeconfig, *args], input=stdin, capture_output=True, text=True,
+                          check=check, timeout=120)
+
+
+def test_binaries_report_the_pinned_version(lab_env: dict[str, str]) -> None:
+    for binary in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"):
+        out = subprocess.run([str(Path(lab_env["LAB_K8S_BIN"]) / binary), "--version"],
+                             capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "Kubernetes v1.34.4", binary
+
+
+def test_kwok_nodes_are_ready_and_tainted(lab_env: dict[str, str]) -> None:
+    nodes = json.loads(kubectl(lab_env, "admin", "get", "nodes", "-l", "type=kwok",
+                               "-o", "json").stdout)["items"]
+    assert len(nodes) == 4
+    for node in nodes:
+        ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
+        assert ready == "True", node["metadata"]["name"]
+        assert node["spec"]["taints"][0]["key"] == "kwok.x-k8s.io/node"
+
+
+@pytest.mark.parametrize(("verb", "resource", "allowed"), [
+    ("create", "deployments.apps", "yes"),
+    ("patch", "deployments.apps", "yes"),
+    ("list", "replicasets.apps", "yes"),
+    ("get", "pods/log", "yes"),
+    ("create", "leases.coordination.k8s.io", "yes"),
+    ("update", "replicasets.apps", "no"),
+    ("create", "roles.rbac.authorization.k8s.io", "no"),
+    ("create", "pods/exec", "no"),
+])
+def test_deployer_rbac_in_its_namespace(lab_env: dict[str, str], verb: str, resource: str,
+                                        allowed: str) -> None:
+    proc = kubectl(lab_env, "deployer", "auth", "can-i", verb, resource, "-n", NS, check=False)
+    assert proc.stdout.strip() == allowed
+
+
+def test_deployer_cannot_leave_its_namespace(lab_env: dict[str, str]) -> None:
+    for args in (["get", "pods", "-n", "kube-system"], ["get", "nodes"]):
+        proc = kubectl(lab_env, "deployer", *args, check=False)
+        assert proc.returncode != 0
+        assert "Forbidden" in proc.stderr
+
+
+def _deployment(name: str, replicas: int, fault: str | None = None) -> str:
+    labels = {"app": name, **({"kwok.prodready.lab/fault": fault} if fault else {})}
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "nodeSelector": {"type": "kwok"},
+                     "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists",
+                                      "effect": "NoSchedule"}],
+                     "containers": [{"name": "app", "image": "127.0.0.1:5000/refapp:1.0.0"}],
+                 }}},
+    })
+
+
+def test_hundred_replicas_roll_out_on_kwok(lab_env: dict[str, str]) -> None:
+    name = "lab-probe-scale"
+    kubectl(lab_env, "deployer", "apply", "-f", "-", stdin=_deployment(name, 100))
+    try:
+        kubectl(lab_env, "deployer", "rollout", "status", f"deploy/{name}", "-n", NS,
+                "--timeout=120s")
+        dep = json.loads(kubectl(lab_env, "deployer", "get", "deploy", name, "-n", NS,
+                                 "-o", "json").stdout)
+        assert dep["status"]["availableReplicas"] == 100
+    finally:
+        kubectl(lab_env, "deployer", "delete", "deploy", name, "-n", NS, "--wait=false")
+
+
+@pytest.mark.parametrize(("fault", "phase", "reason", "last_reason"), [
+    ("crashloop", "Running", "CrashLoopBackOff", "Error"),
+    ("oomkilled", "Running", "CrashLoopBackOff", "OOMKilled"),
+    ("unpullable", "Pending", "ImagePullBackOff", None),
+    ("config-error", "Pending", "CreateContainerConfigError", None),
+    ("never-ready", "Running", None, None),
+])
+def test_kwok_fault_stages(lab_env: dict[str, str], fault: str, phase: str, reason: str | None,
+                           last_reason: str | None) -> None:
+    name = f"lab-probe-{fault}"
+    kubectl(lab_env, "deployer", "apply", "-f", "-", stdin=_deployment(name, 1, fault))
+    try:
+        deadline = time.monotonic() + 30
+        pod = None
+        while time.monotonic() < deadline:
+            pods = json.loads(kubectl(lab_env, "deployer", "get", "pods", "-n", NS, "-l",
+                                      f"app={name}", "-o", "json").stdout)["items"]
+            if pods and pods[0].get("status", {}).get("containerStatuses"):
+                pod = pods[0]
+                break
+            time.sleep(0.2)
+        assert pod is not None, f"no pod status for {fault} within 30 s"
+        status = pod["status"]["containerStatuses"][0]
+        assert pod["status"]["phase"] == phase
+        assert status["ready"] is False
+        assert status["state"].get("waiting", {}).get("reason") == reason
+        assert status.get("lastState", {}).get("terminated", {}).get("reason") == last_reason
+    finally:
+        kubectl(lab_env, "deployer", "delete", "deploy", name, "-n", NS, "--wait=false")
