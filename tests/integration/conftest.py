@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -36,6 +37,18 @@ def lab_env() -> dict[str, str]:
     if status.returncode != 0:
         pytest.fail(f"the lab is not up (run tests/lab/lab up):\n{status.stdout}{status.stderr}")
     return parse_exports(lab("env").stdout)
+
+
+@pytest.fixture(scope="session")
+def refapp(lab_env: dict[str, str]) -> dict[str, str]:
+    """Build, push and run the reference app through the lab (idempotent); its pinned
+    image and the base URL of the container `lab app` runs."""
+    proc = lab("app", timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    image = Path(lab_env["PRODREADY_LAB_DIR"], "refapp.image").read_text().strip()
+    assert f"reference app {image}" in proc.stdout
+    port = os.environ.get("PRODREADY_LAB_APP_PORT", "58080")
+    return {"image": image, "base": f"http://127.0.0.1:{port}"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 from conftest import LAB, lab, parse_exports
 
-SERVICES = ("pki", "postgresql", "redis", "docker", "registry", "kubernetes")
+SERVICES = ("network", "pki", "postgresql", "redis", "docker", "registry", "kubernetes", "node")
 
 
 def test_status_reports_every_service_up() -> None:

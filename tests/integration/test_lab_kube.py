@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,112 @@ def test_kwok_fault_stages(lab_env: dict[str, str], fault: str, phase: str, reas
         assert status.get("lastState", {}).get("terminated", {}).get("reason") == last_reason
     finally:
         kubectl(lab_env, "deployer", "delete", "deploy", name, "-n", NS, "--wait=false")
+
+
+def test_real_node_is_ready_beside_kwok_nodes(lab_env: dict[str, str]) -> None:
+    nodes = json.loads(kubectl(lab_env, "admin", "get", "nodes", "-o", "json").stdout)["items"]
+    ready = {n["metadata"]["name"]: {c["type"]: c["status"] for c in n["status"]["conditions"]}
+             ["Ready"] for n in nodes}
+    assert ready[lab_env["LAB_NODE"]] == "True"
+    real = next(n for n in nodes if n["metadata"]["name"] == lab_env["LAB_NODE"])
+    assert real["metadata"]["labels"]["type"] == "real"
+    assert real["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    assert not real["spec"].get("unschedulable")
+
+
+def _real_app(name: str, image: str, replicas: int = 1) -> str:
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicas": replicas, "progressDeadlineSeconds": 120,
+                 "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                     "nodeSelector": {"type": "real"},
+                     "securityContext": {"runAsNonRoot": True},
+                     "containers": [{
+                         "name": "app", "image": image,
+                         "envFrom": [{"secretRef": {"name": f"{name}-env"}}],
+                         "ports": [{"containerPort": 8000}],
+                         "readinessProbe": {"httpGet": {"path": "/health", "port": 8000},
+                                            "periodSeconds": 1},
+                         "securityContext": {"readOnlyRootFilesystem": True,
+                                             "allowPrivilegeEscalation": False},
+                         "volumeMounts": [{"name": "ca", "mountPath": "/etc/prodready"},
+                                          {"name": "tmp", "mountPath": "/tmp"}],
+                     }],
+                     "volumes": [{"name": "ca", "configMap": {"name": f"{name}-ca"}},
+                                 {"name": "tmp", "emptyDir": {}}],
+                 }}},
+    })
+
+
+@pytest.fixture
+def real_app(lab_env: dict[str, str], refapp: dict[str, str]):
+    """Secret and CA for an app Deployment on the real node; removed afterwards."""
+    created: list[str] = []
+
+    def make(name: str, image: str | None = None) -> str:
+        url = (lab_env["LAB_POD_DATABASE_URL"]
+               + "?sslmode=verify-full&sslrootcert=/etc/prodready/ca.crt")
+        for kind, args in (
+            ("configmap", ["--from-file", f"ca.crt={lab_env['LAB_CA_CERT']}"]),
+            ("secret generic", [f"--from-literal=DATABASE_URL={url}",
+                                f"--from-literal=REDIS_HOST={lab_env['LAB_POD_GATEWAY']}",
+                                f"--from-literal=REDIS_PORT={lab_env['REDIS_PORT']}",
+                                f"--from-literal=REDIS_PASSWORD={lab_env['REDIS_PASSWORD']}"]),
+        ):
+            suffix = "ca" if kind == "configmap" else "env"
+            manifest = kubectl(lab_env, "deployer", "create", *kind.split(), f"{name}-{suffix}",
+                               "-n", NS, *args, "--dry-run=client", "-o", "json").stdout
+            kubectl(lab_env, "deployer", "apply", "-f", "-", stdin=manifest)
+        kubectl(lab_env, "deployer", "apply", "-f", "-",
+                stdin=_real_app(name, image or refapp["image"]))
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        for kind in ("deploy", "secret", "configmap"):
+            target = name if kind == "deploy" else f"{name}-{'env' if kind == 'secret' else 'ca'}"
+            kubectl(lab_env, "deployer", "delete", kind, target, "-n", NS, "--wait=false",
+                    check=False)
+
+
+def test_app_pods_run_on_the_real_node_and_answer(lab_env: dict[str, str], real_app) -> None:
+    name = real_app("lab-real-app")
+    kubectl(lab_env, "deployer", "rollout", "status", f"deploy/{name}", "-n", NS,
+            "--timeout=120s")
+    pod = json.loads(kubectl(lab_env, "deployer", "get", "pods", "-n", NS, "-l", f"app={name}",
+                             "-o", "json").stdout)["items"][0]
+    assert pod["spec"]["nodeName"] == lab_env["LAB_NODE"]
+    # Through the API server, as a deployer would reach it: kubectl port-forward.
+    forward = subprocess.Popen(
+        [str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
+         lab_env["LAB_KUBECONFIG_DEPLOYER"], "-n", NS, "port-forward",
+         f"pod/{pod['metadata']['name']}", ":8000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8000"
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
+            body = json.loads(resp.read())
+        assert body["checks"] == {"database": "ok", "redis": "ok"}
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
+    logs = kubectl(lab_env, "deployer", "logs", pod["metadata"]["name"], "-n", NS).stdout
+    assert "GET /health" in logs
+
+
+def test_unknown_digest_fails_to_pull_for_real(lab_env: dict[str, str], real_app) -> None:
+    missing = "127.0.0.1:5000/refapp@sha256:" + "0" * 64
+    name = real_app("lab-real-unpullable", missing)
+    deadline = time.monotonic() + 60
+    reason = None
+    while time.monotonic() < deadline and reason not in ("ErrImagePull", "ImagePullBackOff"):
+        pods = json.loads(kubectl(lab_env, "deployer", "get", "pods", "-n", NS, "-l",
+                                  f"app={name}", "-o", "json").stdout)["items"]
+        statuses = pods[0]["status"].get("containerStatuses", []) if pods else []
+        reason = statuses[0]["state"].get("waiting", {}).get("reason") if statuses else None
+        time.sleep(0.5)
+    assert reason in ("ErrImagePull", "ImagePullBackOff")

@@ -10,22 +10,14 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from conftest import lab
 from prometheus_client.parser import text_string_to_metric_families
 
 
 @pytest.fixture(scope="module")
-def app(lab_env: dict[str, str]) -> dict[str, str]:
-    """Build, push and run the app through the lab; returns the pinned image and base URL."""
-    proc = lab("app", timeout=1800)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    image = Path(lab_env["PRODREADY_LAB_DIR"], "refapp.image").read_text().strip()
-    assert f"reference app {image}" in proc.stdout
-    port = os.environ.get("PRODREADY_LAB_APP_PORT", "58080")
-    return {"image": image, "base": f"http://127.0.0.1:{port}"}
+def app(refapp: dict[str, str]) -> dict[str, str]:
+    return refapp
 
 
 def get(url: str) -> tuple[int, dict[str, str], bytes]:

@@ -12,6 +12,8 @@ from .app import App
 from .common import LabError, Secrets, Settings, eprint, say
 from .docker import Docker
 from .kube import Kube
+from .network import Network
+from .node import Node
 from .pki import Pki
 from .postgres import Postgres
 from .redis import Redis
@@ -40,6 +42,7 @@ class Lab:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.secrets = Secrets(settings)
+        self.network = Network(settings)
         self.pki = Pki(settings)
         self.postgres = Postgres(settings, self.secrets, self.pki)
         self.redis = Redis(settings, self.secrets)
@@ -47,9 +50,10 @@ class Lab:
         self.registry = Registry(settings, self.secrets, self.pki, self.docker)
         self.app = App(settings, self.docker, self.registry, self.postgres, self.redis)
         self.kube = Kube(settings, self.pki)
+        self.node = Node(settings, self.secrets, self.pki, self.docker, self.registry, self.kube)
         # Start order; `down` walks it backwards.
-        self.services = [self.pki, self.postgres, self.redis, self.docker, self.registry,
-                         self.kube]
+        self.services = [self.network, self.pki, self.postgres, self.redis, self.docker,
+                         self.registry, self.kube, self.node]
 
     def up(self) -> int:
         # Every binary first, so a missing package stops `up` before anything starts.

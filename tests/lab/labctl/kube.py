@@ -40,10 +40,10 @@ DEPLOYER = "prodready-deployer"
 # Never routed: ClusterIPs are allocated from it, nothing listens there.
 SERVICE_CIDR = "10.96.0.0/16"
 KWOK_NODES = 4
-APISERVER_SANS = ",".join([
-    "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-    "DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", "IP:10.96.0.1",
-])
+APISERVER_SANS = (
+    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+    "DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
+)
 # name -> certificate subject: the user (CN) and groups (O) the API server sees.
 CLIENTS = {
     "kube-admin": "/CN=lab-admin/O=system:masters",
@@ -233,7 +233,8 @@ class Kube:
                  "-out", str(sa_key)])
             sa_key.chmod(0o600)
             run([openssl, "pkey", "-in", str(sa_key), "-pubout", "-out", str(sa_pub)])
-        for who, cert in (("admin", "kube-admin"), ("controller-manager", "kube-controller-manager"),
+        for who, cert in (("admin", "kube-admin"),
+                          ("controller-manager", "kube-controller-manager"),
                           ("scheduler", "kube-scheduler"), ("kwok", "kube-kwok")):
             self._write_kubeconfig(who, {
                 "client-certificate": str(self.pki.path(cert)),

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import Settings, need, run, say
+from .network import gateway
 
 DAY = 86400
 # name -> (subject alternative names, validity in days, renew when fewer seconds remain)
 LEAVES = {
-    "server": ("DNS:localhost,IP:127.0.0.1,IP:::1", 365, 30 * DAY),
+    # The pod gateway too: pods on the real node reach PostgreSQL and Redis there.
+    "server": (f"DNS:localhost,IP:127.0.0.1,IP:::1,IP:{gateway()}", 365, 30 * DAY),
     "expiring": ("DNS:localhost,IP:127.0.0.1,IP:::1", 10, 5 * DAY),
     "wronghost": ("DNS:wrong-host.invalid", 365, 30 * DAY),
 }
@@ -57,7 +59,8 @@ class Pki:
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
             ca_key.chmod(0o600)
         for leaf, (san, days, renew_before) in LEAVES.items():
-            if renew_all or not self._valid_for(self.path(leaf), renew_before):
+            if (renew_all or not self._valid_for(self.path(leaf), renew_before)
+                    or not self._has_san(leaf, san)):
                 say(f"issuing the lab certificate {leaf} ({san}, {days} days)")
                 self._issue(leaf, san, days)
 
@@ -70,6 +73,13 @@ class Pki:
         if not self._valid_for(self.path(leaf), 30 * DAY):
             say(f"issuing the lab certificate {leaf} ({subject})")
             self._issue(leaf, san, days, subject)
+
+    def _has_san(self, leaf: str, san: str) -> bool:
+        proc = run([self.openssl, "x509", "-noout", "-ext", "subjectAltName", "-in",
+                    str(self.path(leaf))], check=False)
+        have = {n.strip().replace("IP Address:", "IP:").replace("0:0:0:0:0:0:0:1", "::1")
+                for n in proc.stdout.splitlines()[-1].split(",")} if proc.stdout else set()
+        return have == set(san.split(","))
 
     def _issue(self, leaf: str, san: str | None, days: int, subject: str | None = None) -> None:
         key, csr, crt = self.path(leaf, "key"), self.path(leaf, "csr"), self.path(leaf)

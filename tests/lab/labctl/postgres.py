@@ -19,6 +19,7 @@ from .common import (
     say,
     service_user,
 )
+from .network import gateway, pod_network
 from .pki import Pki
 
 PG_BIN = Path(os.environ.get("PRODREADY_LAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -29,6 +30,7 @@ HBA = """\
 # Written by the prodready lab; rewritten on every `lab up`.
 local   all all                scram-sha-256
 hostssl all all 127.0.0.1/32   scram-sha-256
+hostssl all all {pods}   scram-sha-256
 # Plain TCP stays allowed so that checks can detect a connection without TLS.
 host    all all 127.0.0.1/32   scram-sha-256
 """
@@ -115,14 +117,14 @@ class Postgres:
         conf = self.data / "lab.conf"
         conf.write_text(
             "# Written by the prodready lab; rewritten on every `lab up`.\n"
-            f"listen_addresses = '127.0.0.1'\nport = {self.s.pg_port}\n"
+            f"listen_addresses = '127.0.0.1,{gateway()}'\nport = {self.s.pg_port}\n"
             f"unix_socket_directories = '{self.sock}'\n"
             "password_encryption = 'scram-sha-256'\n"
             "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
             "shared_preload_libraries = 'pg_stat_statements'\n"
             "max_connections = 100\nfsync = off\nlog_min_messages = warning\n"
         )
-        (self.data / "pg_hba.conf").write_text(HBA)
+        (self.data / "pg_hba.conf").write_text(HBA.format(pods=pod_network()))
         main = self.data / "postgresql.conf"
         include = "include_if_exists = 'lab.conf'\n"
         if include not in main.read_text():
@@ -173,6 +175,9 @@ CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
         return {
             "DATABASE_URL": f"postgresql://{APP_ROLE}:{v['pg_app']}@{base}/{APP_DB}?{tls}",
             "LAB_PG_ADMIN_URL": f"postgresql://postgres:{v['pg_superuser']}@{base}/postgres?{tls}",
+            # What pods on the real node use: the same database through the pod gateway.
+            "LAB_POD_DATABASE_URL":
+                f"postgresql://{APP_ROLE}:{v['pg_app']}@{gateway()}:{self.s.pg_port}/{APP_DB}",
             "LAB_PG_HOST": "127.0.0.1",
             "LAB_PG_PORT": str(self.s.pg_port),
             "LAB_PG_SOCKET_DIR": str(self.sock),

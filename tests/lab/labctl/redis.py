@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 from .common import Secrets, Settings, alive, need, require_port, run, say, stop_pid, wait_for
+from .network import gateway
 
 
 def redis_ping(port: int, password: str, timeout: float = 1.0) -> bool:
@@ -43,7 +44,7 @@ class Redis:
         conf.touch(mode=0o600)
         conf.write_text(
             "# Written by the prodready lab; rewritten on every `lab up`.\n"
-            f"bind 127.0.0.1\nport {self.s.redis_port}\nprotected-mode yes\n"
+            f"bind 127.0.0.1 {gateway()}\nport {self.s.redis_port}\nprotected-mode yes\n"
             f"requirepass {password}\ndaemonize yes\npidfile {self.pidfile}\n"
             f"dir {self.dir}\nlogfile {self.dir / 'redis.log'}\nsave \"\"\nappendonly no\n"
         )
