@@ -1,0 +1,573 @@
+# Copyright (c) 2026, prodready.deploy contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Watch a Deployment's rollout until it completes, fails, or the time is up.
+
+The loop polls the Deployment, its ReplicaSets and the pods of the new ReplicaSet, hands
+them to `rollout.evaluate`, and on a failure gathers what explains it: the last events of
+the failing pod and the last lines of its container's log. It talks to the API through the
+small `KubeApi` interface (JSON dicts in, typed errors out) and reads time from a `Clock`,
+so unit tests drive it with fakes; `ClientApi` implements the interface with the
+`kubernetes` client.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout import (
+    COMPLETE,
+    FAILED,
+    HASH_LABEL,
+    PROGRESSING,
+    Failure,
+    Policy,
+    PolicyError,
+    RolloutError,
+    Verdict,
+    evaluate,
+    find_new_replicaset,
+    image_digests,
+    images,
+    name_of,
+    parse_time,
+    pod_state,
+    pods_of,
+    replica_counts,
+    selector_string,
+    summary,
+    timeout_failure,
+)
+
+try:
+    from kubernetes.client import AppsV1Api, CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+
+    HAS_KUBERNETES = True
+except ImportError:
+    HAS_KUBERNETES = False
+
+try:
+    from urllib3.exceptions import HTTPError as Urllib3Error
+except ImportError:
+    Urllib3Error = OSError
+
+# Transient API trouble (a restart of the API server, throttling) is retried for this many
+# consecutive polls once the Deployment has been read; a first read that fails fails at once.
+MAX_TRANSIENT_ERRORS = 5
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+TIMELINE_LIMIT = 100
+LOG_LINE_LIMIT = 1000
+
+
+# Errors ----------------------------------------------------------------------------------
+
+
+class KubeApiError(RolloutError):
+    """The API server answered with an error status."""
+
+    def __init__(self, status: int, message: str, subject: str = "") -> None:
+        self.status = status
+        self.api_message = message
+        self.subject = subject
+        prefix = f"{subject}: " if subject else ""
+        super().__init__(f"{prefix}the Kubernetes API answered {status}: {message}")
+
+
+class ApiUnreachable(RolloutError):
+    """No answer from the API server (connection refused, TLS, DNS, timeout)."""
+
+    def __init__(self, host: str, reason: str, subject: str = "") -> None:
+        self.host = host
+        self.reason = reason
+        self.subject = subject
+        prefix = f"{subject}: " if subject else ""
+        super().__init__(f"{prefix}cannot reach the Kubernetes API at {host}: {reason}")
+
+
+class NotFound(RolloutError):
+    """The Deployment does not exist."""
+
+
+class AccessDenied(RolloutError):
+    """The credentials may not read what the watch needs (or the namespace does not exist)."""
+
+
+# The interfaces --------------------------------------------------------------------------
+
+
+class KubeApi(Protocol):
+    """The calls the watcher makes. Objects are JSON dicts; errors are KubeApiError (the
+    server answered with an error status) or ApiUnreachable (it did not answer)."""
+
+    host: str
+
+    def read_deployment(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    def list_replicasets(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]: ...
+
+    def read_log(self, namespace: str, pod: str, container: str, previous: bool,
+                 tail_lines: int) -> str: ...
+
+    def server_time(self) -> float | None:
+        """The API server's clock (its last Date header, epoch seconds), None if unknown."""
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clocks: monotonic for durations, wall time for the API's timestamps."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def _status_message(exc: Any) -> str:
+    try:
+        body = json.loads(exc.body)
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(getattr(exc, "reason", None) or exc)
+
+
+_CONNECTION_PREFIX = re.compile(r"^<?\w*Connection(?:Pool)?\b[^:]*\)?>?: ")
+
+
+def connection_reason(exc: BaseException) -> str:
+    """The cause of a urllib3/socket failure without the pool's boilerplate."""
+    reason: Any = getattr(exc, "reason", None) or exc
+    # SSLError(SSLCertVerificationError(1, '[SSL: ...] certificate verify failed: ...'))
+    while isinstance(reason, BaseException) and len(reason.args) == 1 and \
+            isinstance(reason.args[0], BaseException):
+        reason = reason.args[0]
+    if isinstance(reason, BaseException) and len(reason.args) == 2 and \
+            isinstance(reason.args[1], str) and reason.args[1].startswith("["):
+        text = reason.args[1]
+    else:
+        text = str(reason)
+    text = _CONNECTION_PREFIX.sub("", text)
+    text = text.replace("Failed to establish a new connection: ", "")
+    return text or type(reason).__name__
+
+
+class ClientApi:
+    """`KubeApi` over the kubernetes client (CoreV1Api, AppsV1Api); answers as raw JSON."""
+
+    def __init__(self, api_client: Any, request_timeout: tuple[float, float] = (10.0, 30.0),
+                 ) -> None:
+        if not HAS_KUBERNETES:
+            raise RolloutError("the kubernetes Python library is required")
+        self.host = str(api_client.configuration.host)
+        self._apps = AppsV1Api(api_client)
+        self._core = CoreV1Api(api_client)
+        self._timeout = request_timeout
+        self._date: float | None = None
+
+    def _get(self, func: Any, *args: Any, **kwargs: Any) -> bytes:
+        try:
+            response = func(*args, _preload_content=False, _request_timeout=self._timeout,
+                            **kwargs)
+            data = response.data
+        except ApiException as exc:
+            raise KubeApiError(int(exc.status or 0), _status_message(exc)) from None
+        except (Urllib3Error, OSError) as exc:
+            raise ApiUnreachable(self.host, connection_reason(exc)) from None
+        date = email.utils.parsedate_to_datetime(response.headers.get("Date") or "") \
+            if response.headers.get("Date") else None
+        self._date = date.timestamp() if date else None
+        return data
+
+    def _json(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        return json.loads(self._get(func, *args, **kwargs))
+
+    def read_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json(self._apps.read_namespaced_deployment, name, namespace)
+
+    def list_replicasets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return self._json(self._apps.list_namespaced_replica_set, namespace,
+                          label_selector=selector).get("items") or []
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return self._json(self._core.list_namespaced_pod, namespace,
+                          label_selector=selector).get("items") or []
+
+    def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        return self._json(self._core.list_namespaced_event, namespace,
+                          field_selector=selector).get("items") or []
+
+    def read_log(self, namespace: str, pod: str, container: str, previous: bool,
+                 tail_lines: int) -> str:
+        data = self._get(self._core.read_namespaced_pod_log, pod, namespace,
+                         container=container, previous=previous, tail_lines=tail_lines)
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+    def server_time(self) -> float | None:
+        return self._date
+
+
+# Options and result ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    timeout: float = 600.0
+    poll_interval: float = 1.0
+    event_lines: int = 10
+    log_lines: int = 20
+    policy: Policy = field(default_factory=Policy)
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise PolicyError(f"timeout must be more than 0 seconds, got {self.timeout}")
+        if self.poll_interval <= 0:
+            raise PolicyError(f"poll_interval must be more than 0 seconds, got"
+                              f" {self.poll_interval}")
+        for name in ("event_lines", "log_lines"):
+            if getattr(self, name) < 0:
+                raise PolicyError(f"{name} must be 0 or more, got {getattr(self, name)}")
+
+
+@dataclass
+class RolloutResult:
+    """What the module returns (`to_dict`) and its one-line message."""
+
+    status: str
+    deployment: str
+    namespace: str
+    message: str
+    revision: int | None = None
+    previous_revision: int | None = None
+    new_replicaset: str | None = None
+    images: list[str] = field(default_factory=list)
+    image_digests: list[str] = field(default_factory=list)
+    replicas: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    polls: int = 0
+    failure: dict[str, Any] | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "deployment": self.deployment,
+            "namespace": self.namespace,
+            "revision": self.revision,
+            "previous_revision": self.previous_revision,
+            "new_replicaset": self.new_replicaset,
+            "images": list(self.images),
+            "image_digests": list(self.image_digests),
+            "replicas": dict(self.replicas),
+            "elapsed": self.elapsed,
+            "polls": self.polls,
+            "failure": self.failure,
+            "timeline": list(self.timeline),
+        }
+
+
+class Timeline:
+    """What happened, with seconds since the start; the middle is dropped past `limit`."""
+
+    def __init__(self, limit: int = TIMELINE_LIMIT) -> None:
+        self._head_size = limit // 2
+        self._head: list[dict[str, Any]] = []
+        self._tail: deque[dict[str, Any]] = deque(maxlen=max(limit - self._head_size - 1, 1))
+        self._dropped = 0
+        self._dropped_at: float | None = None
+
+    def add(self, t: float, event: str) -> None:
+        entry = {"t": round(t, 2), "event": event}
+        if len(self._head) < self._head_size:
+            self._head.append(entry)
+            return
+        if len(self._tail) == self._tail.maxlen:
+            dropped = self._tail[0]
+            self._dropped += 1
+            if self._dropped_at is None:
+                self._dropped_at = dropped["t"]
+        self._tail.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        middle = []
+        if self._dropped:
+            middle = [{"t": self._dropped_at, "event": f"({self._dropped} entries left out)"}]
+        return [*self._head, *middle, *self._tail]
+
+
+# Diagnosis helpers -----------------------------------------------------------------------
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    return (event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
+            or (event.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def event_lines(events: list[dict[str, Any]], limit: int) -> list[str]:
+    """The last `limit` events, oldest first, one line each."""
+    ordered = sorted(events, key=lambda e: parse_time(_event_time(e)) or 0.0)
+    lines = []
+    for event in ordered[-limit:] if limit else []:
+        count = event.get("count") or (event.get("series") or {}).get("count") or 1
+        line = (f"{_event_time(event)} {event.get('type', 'Normal')} {event.get('reason', '')}:"
+                f" {(event.get('message') or '').strip()}")
+        lines.append(line + (f" (x{count})" if count > 1 else ""))
+    return lines
+
+
+def log_tail(text: str, limit: int) -> list[str]:
+    lines = [line[:LOG_LINE_LIMIT] for line in text.splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines[-limit:] if limit else []
+
+
+# The watch -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Observation:
+    deployment: dict[str, Any]
+    replicasets: list[dict[str, Any]]
+    pods: list[dict[str, Any]]
+    now: float
+
+
+class Watcher:
+    """Watch one Deployment's rollout: `run()` returns a RolloutResult or raises
+    NotFound, AccessDenied, ApiUnreachable or KubeApiError."""
+
+    def __init__(self, api: KubeApi, namespace: str, name: str,
+                 options: WatchOptions | None = None, clock: Clock | None = None) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.name = name
+        self.options = options or WatchOptions()
+        self.clock = clock or SystemClock()
+        self._timeline = Timeline()
+        self._start = 0.0
+        self._seen_rs: str | None = None
+        self._seen_counts: str | None = None
+        self._seen_pods: dict[str, str] = {}
+        self._previous_revision: int | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"Deployment {self.namespace}/{self.name}"
+
+    # -- API calls with errors that name what failed
+
+    def _call(self, what: str, func: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except KubeApiError as exc:
+            if exc.status == 404 and what == "read":
+                raise NotFound(f"{self.subject} not found") from None
+            if exc.status == 403:
+                target = self.subject if what == "read" else \
+                    f"the {what} of {self.subject}"
+                raise AccessDenied(f"Cannot read {target}: namespace missing or access denied:"
+                                   f" {exc.api_message}") from None
+            if exc.status == 401:
+                raise AccessDenied(f"Cannot read {self.subject}: the Kubernetes API refused the"
+                                   f" credentials: {exc.api_message}") from None
+            raise KubeApiError(exc.status, exc.api_message,
+                               f"Cannot watch {self.subject}") from None
+        except ApiUnreachable as exc:
+            raise ApiUnreachable(exc.host, exc.reason, f"Cannot watch {self.subject}") from None
+
+    def _observe(self) -> _Observation:
+        deployment = self._call("read", self.api.read_deployment, self.namespace, self.name)
+        try:
+            selector = selector_string((deployment.get("spec") or {}).get("selector"))
+        except RolloutError as exc:
+            raise RolloutError(f"Cannot watch {self.subject}: {exc}") from None
+        replicasets = self._call("ReplicaSets", self.api.list_replicasets, self.namespace,
+                                 selector)
+        new_rs = find_new_replicaset(deployment, replicasets)
+        pods: list[dict[str, Any]] = []
+        if new_rs is not None:
+            template_hash = ((new_rs.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL)
+            pod_selector = f"{selector},{HASH_LABEL}={template_hash}" if template_hash else selector
+            pods = self._call("pods", self.api.list_pods, self.namespace, pod_selector)
+        now = self.api.server_time() or self.clock.now()
+        return _Observation(deployment, replicasets, pods, now)
+
+    # -- the loop
+
+    def _elapsed(self) -> float:
+        return self.clock.monotonic() - self._start
+
+    def run(self) -> RolloutResult:
+        self._start = self.clock.monotonic()
+        deadline = self._start + self.options.timeout
+        polls = errors = 0
+        observation: _Observation | None = None
+        verdict: Verdict | None = None
+        while True:
+            try:
+                observation = self._observe()
+            except (ApiUnreachable, KubeApiError) as exc:
+                transient = isinstance(exc, ApiUnreachable) or exc.status in TRANSIENT_STATUSES
+                if observation is None or not transient or errors >= MAX_TRANSIENT_ERRORS:
+                    raise
+                errors += 1
+                self._timeline.add(self._elapsed(), f"API error, retrying: {exc}")
+            except NotFound:
+                if observation is not None:
+                    raise NotFound(f"{self.subject} not found: it was deleted during the"
+                                   " watch") from None
+                raise
+            else:
+                errors = 0
+                polls += 1
+                verdict = evaluate(observation.deployment, observation.replicasets,
+                                   observation.pods, observation.now, self.options.policy)
+                self._note(observation, verdict)
+                if verdict.state != PROGRESSING:
+                    break
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                verdict = self._timed_out(observation, verdict)
+                break
+            self.clock.sleep(min(self.options.poll_interval, remaining))
+        return self._result(observation, verdict, polls)
+
+    def _timed_out(self, observation: _Observation, verdict: Verdict | None) -> Verdict:
+        failure = timeout_failure(observation.deployment, observation.replicasets,
+                                  observation.pods, self.options.timeout)
+        verdict = verdict or evaluate(observation.deployment, observation.replicasets,
+                                      observation.pods, observation.now, self.options.policy)
+        verdict.state = FAILED
+        verdict.failure = failure
+        verdict.message = failure.message
+        self._timeline.add(self._elapsed(), f"timeout after {self.options.timeout:g} s")
+        return verdict
+
+    def _note(self, observation: _Observation, verdict: Verdict) -> None:
+        t = self._elapsed()
+        deployment = observation.deployment
+        if self._seen_counts is None:
+            meta = deployment.get("metadata") or {}
+            self._timeline.add(t, f"watching {self.subject} (generation"
+                                  f" {meta.get('generation')}, {verdict.replicas['desired']}"
+                                  " replicas desired)")
+        if self._previous_revision is None:
+            self._previous_revision = verdict.previous_revision
+        if verdict.new_replicaset and verdict.new_replicaset != self._seen_rs:
+            self._seen_rs = verdict.new_replicaset
+            self._timeline.add(t, f"new ReplicaSet {verdict.new_replicaset} (revision"
+                                  f" {verdict.revision})")
+        counts = replica_counts(deployment)
+        old = int((deployment.get("status") or {}).get("replicas") or 0) - counts["updated"]
+        text = (f"{counts['ready']}/{counts['desired']} ready, {counts['updated']} updated,"
+                f" {counts['available']} available"
+                + (f", {old} old pending termination" if old > 0 else ""))
+        if text != self._seen_counts:
+            self._seen_counts = text
+            self._timeline.add(t, text)
+        new_rs = find_new_replicaset(deployment, observation.replicasets)
+        for pod in pods_of(new_rs, observation.pods):
+            name = name_of(pod) or ""
+            state = pod_state(pod)
+            if self._seen_pods.get(name) != state:
+                self._seen_pods[name] = state
+                self._timeline.add(t, f"pod {name} {state}")
+        if verdict.state == COMPLETE:
+            self._timeline.add(t, "rollout complete")
+        elif verdict.state == FAILED and verdict.failure:
+            self._timeline.add(t, f"rollout failed: {verdict.failure.reason}")
+
+    # -- the result
+
+    def _diagnose(self, failure: Failure) -> tuple[dict[str, Any], list[str]]:
+        diagnosis = failure.to_dict()
+        diagnosis.update(events=[], events_error=None, logs=[], logs_error=None)
+        if failure.involved and self.options.event_lines:
+            kind, name = failure.involved
+            try:
+                events = self.api.list_events(self.namespace, kind, name)
+                diagnosis["events"] = event_lines(events, self.options.event_lines)
+            except (KubeApiError, ApiUnreachable) as exc:
+                diagnosis["events_error"] = f"events unavailable: {exc}"
+        if failure.pod and failure.container and self.options.log_lines:
+            if failure.log_source is None:
+                diagnosis["logs_error"] = "logs unavailable: the container has not started"
+            else:
+                diagnosis["logs"], diagnosis["logs_error"] = self._logs(failure)
+        return diagnosis, diagnosis["logs"]
+
+    def _logs(self, failure: Failure) -> tuple[list[str], str | None]:
+        attempts = [True, False] if failure.log_source == "previous" else [False]
+        first_error = None
+        for previous in attempts:
+            try:
+                text = self.api.read_log(self.namespace, failure.pod or "",
+                                         failure.container or "", previous,
+                                         self.options.log_lines)
+            except (KubeApiError, ApiUnreachable) as exc:
+                first_error = first_error or exc
+                continue
+            lines = log_tail(text, self.options.log_lines)
+            if lines or not previous:
+                return lines, None
+        return [], f"logs unavailable: {first_error}"
+
+    def _result(self, observation: _Observation, verdict: Verdict, polls: int) -> RolloutResult:
+        deployment = observation.deployment
+        new_rs = find_new_replicaset(deployment, observation.replicasets)
+        result = RolloutResult(
+            status=COMPLETE if verdict.state == COMPLETE else FAILED,
+            deployment=self.name,
+            namespace=self.namespace,
+            message=verdict.message,
+            revision=verdict.revision,
+            previous_revision=self._previous_revision or verdict.previous_revision,
+            new_replicaset=verdict.new_replicaset,
+            images=images(deployment),
+            image_digests=image_digests(deployment, pods_of(new_rs, observation.pods)),
+            replicas=dict(verdict.replicas),
+            polls=polls,
+        )
+        if verdict.failure is not None:
+            result.failure, logs = self._diagnose(verdict.failure)
+            result.message = (f"Rollout of {self.subject} failed:"
+                              f" {summary(verdict.failure, logs)}")
+        else:
+            result.message = f"Rollout of {self.subject} complete: {verdict.message}"
+        result.elapsed = round(self._elapsed(), 3)
+        result.timeline = self._timeline.entries()
+        return result
+
+
+def watch(api: KubeApi, namespace: str, name: str, options: WatchOptions | None = None,
+          clock: Clock | None = None) -> RolloutResult:
+    """Watch the rollout of Deployment namespace/name (see Watcher)."""
+    return Watcher(api, namespace, name, options, clock).run()
