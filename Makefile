@@ -14,7 +14,7 @@ LAB := $(SUDO) tests/lab/lab
 PYTEST := $(VENV)/bin/python -m pytest
 
 .PHONY: help setup lab lab-down demo test lint ruff yamllint ansible-lint sanity unit \
-	integration build bench constraints clean
+	integration molecule build bench constraints clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ demo: lab ## set up, start the lab, deploy the reference app, print its endpoint
 	@$(LAB) app
 
 test: lab ## set up, start the lab, run every test tier (non-zero on any failure)
-	@$(MAKE) -k lint unit integration
+	@$(MAKE) -k lint unit integration molecule
 
 lint: ruff yamllint ansible-lint sanity ## every static check
 
@@ -53,6 +53,9 @@ unit: ## unit tests (no services)
 
 integration: ## tests against the lab's real services
 	@echo "==> integration tests"; $(PYTEST) tests/integration
+
+molecule: ## Molecule scenarios of the roles, against the lab
+	@echo "==> molecule"; eval "$$($(LAB) env)"; molecule test --all
 
 build: setup ## build the collection tarball into build/
 	@ansible-galaxy collection build --force --output-path build/

@@ -1,0 +1,136 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The k8s_rollout role against the lab's cluster, as the least-privilege deployer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "prodready"
+CANARY = "canary-secret-5d1e9a77"
+
+
+def kubectl(lab_env: dict[str, str], *args: str, check: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
+                           lab_env["LAB_KUBECONFIG_DEPLOYER"], "-n", NS, *args],
+                          capture_output=True, text=True, check=check, timeout=120)
+
+
+def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str
+         ) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "rollout.yml"
+    playbook.write_text(json.dumps([{
+        "name": "Roll out", "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"name": "Roll out the app", "ansible.builtin.include_role": {
+            "name": "prodready.deploy.k8s_rollout"}, "vars": role_vars}],
+    }]))
+    env = {**os.environ, **lab_env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
+                           str(REPO / "inventories/local"), str(playbook), *flags],
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def real_app_vars(lab_env: dict[str, str], image: str, name: str, release: str,
+                  **extra: object) -> dict:
+    return {
+        "k8s_rollout_namespace": NS, "k8s_rollout_app": name, "k8s_rollout_image": image,
+        "k8s_rollout_release_id": release, "k8s_rollout_version": "1.0.0",
+        "k8s_rollout_replicas": 2, "k8s_rollout_node_selector": {"type": "real"},
+        "k8s_rollout_env": {"REDIS_HOST": lab_env["LAB_POD_GATEWAY"],
+                            "REDIS_PORT": lab_env["REDIS_PORT"]},
+        "k8s_rollout_secret_env": {
+            "DATABASE_URL": lab_env["LAB_POD_DATABASE_URL"]
+            + "?sslmode=verify-full&sslrootcert=/etc/app/ca.crt",
+            "REDIS_PASSWORD": lab_env["REDIS_PASSWORD"], "SECRET_KEY": CANARY},
+        "k8s_rollout_config_files": {"ca.crt": Path(lab_env["LAB_CA_CERT"]).read_text()},
+        "k8s_rollout_resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                  "limits": {"cpu": "1", "memory": "512Mi"}},
+        **extra,
+    }
+
+
+def recap(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("localhost "))
+    return {k: int(v) for k, v in (w.split("=") for w in line.split()[2:])}
+
+
+@pytest.fixture
+def app_name(lab_env: dict[str, str], request: pytest.FixtureRequest):
+    name = "rr-" + request.node.name.split("[")[0].removeprefix("test_")[:40].replace("_", "-")
+    yield name
+    for kind, obj in (("deploy", name), ("service", name), ("pdb", name),
+                      ("configmap", f"{name}-config"), ("configmap", f"{name}-files"),
+                      ("secret", f"{name}-secret")):
+        kubectl(lab_env, "delete", kind, obj, "--wait=false", check=False)
+
+
+def test_rollout_applies_then_changes_nothing(lab_env: dict[str, str], refapp: dict[str, str],
+                                              app_name: str, tmp_path: Path) -> None:
+    role_vars = real_app_vars(lab_env, refapp["image"], app_name, "r1")
+    check = play(lab_env, tmp_path, role_vars, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert kubectl(lab_env, "get", "deploy", app_name, check=False).returncode != 0
+    first = play(lab_env, tmp_path, role_vars, "-vvv")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert recap(first)["changed"] >= 2
+    assert CANARY not in first.stdout + first.stderr
+    dep = json.loads(kubectl(lab_env, "get", "deploy", app_name, "-o", "json").stdout)
+    assert dep["status"]["availableReplicas"] == 2
+    assert dep["metadata"]["annotations"]["kubernetes.io/change-cause"] == "r1"
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == refapp["image"]
+    second = play(lab_env, tmp_path, role_vars)
+    assert second.returncode == 0, second.stdout
+    assert recap(second)["changed"] == 0
+
+
+def test_crashing_release_fails_fast_with_diagnosis(lab_env: dict[str, str],
+                                                    refapp: dict[str, str], app_name: str,
+                                                    tmp_path: Path) -> None:
+    good = real_app_vars(lab_env, refapp["image"], app_name, "r1", k8s_rollout_replicas=1)
+    assert play(lab_env, tmp_path, good).returncode == 0
+    bad = real_app_vars(lab_env, refapp["image"], app_name, "r2", k8s_rollout_replicas=1)
+    bad["k8s_rollout_env"] = {**bad["k8s_rollout_env"], "FAULT_EXIT_AT_START": "1"}
+    proc = play(lab_env, tmp_path, bad)
+    assert proc.returncode != 0
+    assert "Rollout of Deployment prodready/" in proc.stdout
+    assert any(reason in proc.stdout for reason in ("CrashLoopBackOff", "crash"))
+    assert CANARY not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"k8s_rollout_image": "127.0.0.1:5000/refapp:1.0.0"},
+     "k8s_rollout_image is '127.0.0.1:5000/refapp:1.0.0', which is not pinned by digest"),
+    ({"k8s_rollout_resources": {"limits": {"memory": "1 GB"}}},
+     "k8s_rollout_resources.limits.memory is '1 GB', which is not a Kubernetes quantity"),
+    ({"k8s_rollout_release_id": "release one"}, "k8s_rollout_release_id is 'release one'"),
+])
+def test_bad_input_fails_before_anything_is_applied(lab_env: dict[str, str],
+                                                    refapp: dict[str, str], app_name: str,
+                                                    tmp_path: Path, change: dict,
+                                                    message: str) -> None:
+    role_vars = {**real_app_vars(lab_env, refapp["image"], app_name, "r1"), **change}
+    proc = play(lab_env, tmp_path, role_vars)
+    assert proc.returncode != 0
+    assert message in proc.stdout
+    for kind in ("deploy", "secret"):
+        target = app_name if kind == "deploy" else f"{app_name}-secret"
+        assert kubectl(lab_env, "get", kind, target, check=False).returncode != 0
+
+
+def test_namespace_without_rights_gives_a_clear_error(lab_env: dict[str, str],
+                                                      refapp: dict[str, str], app_name: str,
+                                                      tmp_path: Path) -> None:
+    role_vars = real_app_vars(lab_env, refapp["image"], app_name, "r1",
+                              k8s_rollout_namespace="kube-system")
+    proc = play(lab_env, tmp_path, role_vars)
+    assert proc.returncode != 0
+    assert "forbidden" in proc.stdout.lower()
+    assert CANARY not in proc.stdout + proc.stderr
