@@ -236,7 +236,7 @@ class ClientApi:
 @dataclass(frozen=True)
 class WatchOptions:
     timeout: float = 600.0
-    poll_interval: float = 1.0
+    poll_interval: float = 0.25
     event_lines: int = 10
     log_lines: int = 20
     policy: Policy = field(default_factory=Policy)
