@@ -15,18 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube import NS, kubectl
 
 REPO = Path(__file__).resolve().parents[2]
-NS = "prodready"
 IMAGE = "127.0.0.1:5000/rb/app:"
 FAULT_LABEL = "kwok.prodready.lab/fault"
-
-
-def kubectl(lab_env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
-                           lab_env["LAB_KUBECONFIG_DEPLOYER"], "-n", NS, *args],
-                          input=stdin, capture_output=True, text=True, check=check, timeout=180)
 
 
 def get(lab_env: dict[str, str], kind: str, name: str) -> dict[str, Any]:

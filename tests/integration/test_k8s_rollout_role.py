@@ -10,17 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from kube import NS, kubectl
 
 REPO = Path(__file__).resolve().parents[2]
-NS = "prodready"
 CANARY = "canary-secret-5d1e9a77"
-
-
-def kubectl(lab_env: dict[str, str], *args: str, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
-                           lab_env["LAB_KUBECONFIG_DEPLOYER"], "-n", NS, *args],
-                          capture_output=True, text=True, check=check, timeout=120)
 
 
 def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str

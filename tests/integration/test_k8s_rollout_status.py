@@ -23,19 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube import NS, apply_real_app_config, kubectl, real_deployment
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-NS = "prodready"
 KWOK_IMAGE = "127.0.0.1:5000/refapp:1.0.0"
 DEPLOYER = "system:serviceaccount:prodready:prodready-deployer"
-
-
-def kubectl(lab_env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
-                           lab_env["LAB_KUBECONFIG_DEPLOYER"], "-n", NS, *args],
-                          input=stdin, capture_output=True, text=True, check=check, timeout=120)
 
 
 def kwok_deployment(name: str, replicas: int = 2, fault: str | None = None, release: str = "1",
@@ -53,33 +46,6 @@ def kwok_deployment(name: str, replicas: int = 2, fault: str | None = None, rele
                      }}, **spec}}
 
 
-def real_deployment(name: str, image: str, env: dict[str, str] | None = None
-                    ) -> dict[str, Any]:
-    """The reference app on the real node, as tests/integration/test_lab_kube.py runs it."""
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"replicas": 1, "progressDeadlineSeconds": 120,
-                     "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}}, "spec": {
-                         "nodeSelector": {"type": "real"},
-                         "securityContext": {"runAsNonRoot": True},
-                         "containers": [{
-                             "name": "app", "image": image,
-                             "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
-                             "envFrom": [{"secretRef": {"name": f"{name}-env"}}],
-                             "ports": [{"containerPort": 8000}],
-                             "readinessProbe": {"httpGet": {"path": "/health", "port": 8000},
-                                                "periodSeconds": 1},
-                             "securityContext": {"readOnlyRootFilesystem": True,
-                                                 "allowPrivilegeEscalation": False},
-                             "volumeMounts": [{"name": "ca", "mountPath": "/etc/prodready"},
-                                              {"name": "tmp", "mountPath": "/tmp"}],
-                         }],
-                         "volumes": [{"name": "ca", "configMap": {"name": f"{name}-ca"}},
-                                     {"name": "tmp", "emptyDir": {}}],
-                     }}}}
-
-
 @pytest.fixture
 def deploy(lab_env: dict[str, str]) -> Iterator[Callable[..., str]]:
     """Apply a Deployment (kwok by default, `real=True` for the reference app with its
@@ -89,20 +55,7 @@ def deploy(lab_env: dict[str, str]) -> Iterator[Callable[..., str]]:
     def make(case: str, manifest: Callable[[str], dict[str, Any]], real: bool = False) -> str:
         name = f"rs-it-{case}-{secrets.token_hex(3)}"
         if real:
-            url = (lab_env["LAB_POD_DATABASE_URL"]
-                   + "?sslmode=verify-full&sslrootcert=/etc/prodready/ca.crt")
-            for kind, suffix, args in (
-                ("configmap", "ca", ["--from-file", f"ca.crt={lab_env['LAB_CA_CERT']}"]),
-                ("secret generic", "env", [
-                    f"--from-literal=DATABASE_URL={url}",
-                    f"--from-literal=REDIS_HOST={lab_env['LAB_POD_GATEWAY']}",
-                    f"--from-literal=REDIS_PORT={lab_env['REDIS_PORT']}",
-                    f"--from-literal=REDIS_PASSWORD={lab_env['REDIS_PASSWORD']}"]),
-            ):
-                created.append((kind.split()[0], f"{name}-{suffix}"))
-                text = kubectl(lab_env, "create", *kind.split(), f"{name}-{suffix}", *args,
-                               "--dry-run=client", "-o", "json").stdout
-                kubectl(lab_env, "apply", "-f", "-", stdin=text)
+            created.extend(apply_real_app_config(lab_env, name))
         created.append(("deployment", name))
         kubectl(lab_env, "apply", "-f", "-", stdin=json.dumps(manifest(name)))
         return name
@@ -113,11 +66,8 @@ def deploy(lab_env: dict[str, str]) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture(scope="module")
-def refapp_image(lab_env: dict[str, str]) -> str:
-    path = Path(lab_env["PRODREADY_LAB_DIR"], "refapp.image")
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run tests/lab/lab app first")
-    return path.read_text().strip()
+def refapp_image(refapp: dict[str, str]) -> str:
+    return refapp["image"]
 
 
 def rollout_status(lab_env: dict[str, str], tmp_path: Path, check: bool = False,

@@ -11,16 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-NS = "prodready"
-
-
-def kubectl(lab_env: dict[str, str], who: str, *args: str, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-    kubeconfig = lab_env["LAB_KUBECONFIG_ADMIN" if who == "admin" else "LAB_KUBECONFIG_DEPLOYER"]
-    return subprocess.run([str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
-                           kubeconfig, *args], input=stdin, capture_output=True, text=True,
-                          check=check, timeout=120)
+from kube import NS, apply_real_app_config, kubectl, real_deployment
 
 
 def test_binaries_report_the_pinned_version(lab_env: dict[str, str]) -> None:
@@ -31,8 +22,8 @@ def test_binaries_report_the_pinned_version(lab_env: dict[str, str]) -> None:
 
 
 def test_kwok_nodes_are_ready_and_tainted(lab_env: dict[str, str]) -> None:
-    nodes = json.loads(kubectl(lab_env, "admin", "get", "nodes", "-l", "type=kwok",
-                               "-o", "json").stdout)["items"]
+    nodes = json.loads(kubectl(lab_env, "get", "nodes", "-l", "type=kwok", "-o", "json",
+                               admin=True).stdout)["items"]
     assert len(nodes) == 4
     for node in nodes:
         ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
@@ -52,13 +43,13 @@ def test_kwok_nodes_are_ready_and_tainted(lab_env: dict[str, str]) -> None:
 ])
 def test_deployer_rbac_in_its_namespace(lab_env: dict[str, str], verb: str, resource: str,
                                         allowed: str) -> None:
-    proc = kubectl(lab_env, "deployer", "auth", "can-i", verb, resource, "-n", NS, check=False)
+    proc = kubectl(lab_env, "auth", "can-i", verb, resource, check=False)
     assert proc.stdout.strip() == allowed
 
 
 def test_deployer_cannot_leave_its_namespace(lab_env: dict[str, str]) -> None:
     for args in (["get", "pods", "-n", "kube-system"], ["get", "nodes"]):
-        proc = kubectl(lab_env, "deployer", *args, check=False)
+        proc = kubectl(lab_env, *args, check=False)
         assert proc.returncode != 0
         assert "Forbidden" in proc.stderr
 
@@ -80,15 +71,15 @@ def _deployment(name: str, replicas: int, fault: str | None = None) -> str:
 
 def test_hundred_replicas_roll_out_on_kwok(lab_env: dict[str, str]) -> None:
     name = "lab-probe-scale"
-    kubectl(lab_env, "deployer", "apply", "-f", "-", stdin=_deployment(name, 100))
+    kubectl(lab_env, "apply", "-f", "-", stdin=_deployment(name, 100))
     try:
-        kubectl(lab_env, "deployer", "rollout", "status", f"deploy/{name}", "-n", NS,
+        kubectl(lab_env, "rollout", "status", f"deploy/{name}",
                 "--timeout=120s")
-        dep = json.loads(kubectl(lab_env, "deployer", "get", "deploy", name, "-n", NS,
+        dep = json.loads(kubectl(lab_env, "get", "deploy", name,
                                  "-o", "json").stdout)
         assert dep["status"]["availableReplicas"] == 100
     finally:
-        kubectl(lab_env, "deployer", "delete", "deploy", name, "-n", NS, "--wait=false")
+        kubectl(lab_env, "delete", "deploy", name, "--wait=false")
 
 
 @pytest.mark.parametrize(("fault", "phase", "reason", "last_reason"), [
@@ -101,12 +92,12 @@ def test_hundred_replicas_roll_out_on_kwok(lab_env: dict[str, str]) -> None:
 def test_kwok_fault_stages(lab_env: dict[str, str], fault: str, phase: str, reason: str | None,
                            last_reason: str | None) -> None:
     name = f"lab-probe-{fault}"
-    kubectl(lab_env, "deployer", "apply", "-f", "-", stdin=_deployment(name, 1, fault))
+    kubectl(lab_env, "apply", "-f", "-", stdin=_deployment(name, 1, fault))
     try:
         deadline = time.monotonic() + 30
         pod = None
         while time.monotonic() < deadline:
-            pods = json.loads(kubectl(lab_env, "deployer", "get", "pods", "-n", NS, "-l",
+            pods = json.loads(kubectl(lab_env, "get", "pods", "-l",
                                       f"app={name}", "-o", "json").stdout)["items"]
             if pods and pods[0].get("status", {}).get("containerStatuses"):
                 pod = pods[0]
@@ -119,11 +110,11 @@ def test_kwok_fault_stages(lab_env: dict[str, str], fault: str, phase: str, reas
         assert status["state"].get("waiting", {}).get("reason") == reason
         assert status.get("lastState", {}).get("terminated", {}).get("reason") == last_reason
     finally:
-        kubectl(lab_env, "deployer", "delete", "deploy", name, "-n", NS, "--wait=false")
+        kubectl(lab_env, "delete", "deploy", name, "--wait=false")
 
 
 def test_real_node_is_ready_beside_kwok_nodes(lab_env: dict[str, str]) -> None:
-    nodes = json.loads(kubectl(lab_env, "admin", "get", "nodes", "-o", "json").stdout)["items"]
+    nodes = json.loads(kubectl(lab_env, "get", "nodes", "-o", "json", admin=True).stdout)["items"]
     ready = {n["metadata"]["name"]: {c["type"]: c["status"] for c in n["status"]["conditions"]}
              ["Ready"] for n in nodes}
     assert ready[lab_env["LAB_NODE"]] == "True"
@@ -133,75 +124,34 @@ def test_real_node_is_ready_beside_kwok_nodes(lab_env: dict[str, str]) -> None:
     assert not real["spec"].get("unschedulable")
 
 
-def _real_app(name: str, image: str, replicas: int = 1) -> str:
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"replicas": replicas, "progressDeadlineSeconds": 120,
-                 "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}}, "spec": {
-                     "nodeSelector": {"type": "real"},
-                     "securityContext": {"runAsNonRoot": True},
-                     "containers": [{
-                         "name": "app", "image": image,
-                         "envFrom": [{"secretRef": {"name": f"{name}-env"}}],
-                         "ports": [{"containerPort": 8000}],
-                         "readinessProbe": {"httpGet": {"path": "/health", "port": 8000},
-                                            "periodSeconds": 1},
-                         "securityContext": {"readOnlyRootFilesystem": True,
-                                             "allowPrivilegeEscalation": False},
-                         "volumeMounts": [{"name": "ca", "mountPath": "/etc/prodready"},
-                                          {"name": "tmp", "mountPath": "/tmp"}],
-                     }],
-                     "volumes": [{"name": "ca", "configMap": {"name": f"{name}-ca"}},
-                                 {"name": "tmp", "emptyDir": {}}],
-                 }}},
-    })
-
-
 @pytest.fixture
 def real_app(lab_env: dict[str, str], refapp: dict[str, str]):
     """Secret and CA for an app Deployment on the real node; removed afterwards."""
-    created: list[str] = []
+    created: list[tuple[str, str]] = []
 
     def make(name: str, image: str | None = None) -> str:
-        url = (lab_env["LAB_POD_DATABASE_URL"]
-               + "?sslmode=verify-full&sslrootcert=/etc/prodready/ca.crt")
-        for kind, args in (
-            ("configmap", ["--from-file", f"ca.crt={lab_env['LAB_CA_CERT']}"]),
-            ("secret generic", [f"--from-literal=DATABASE_URL={url}",
-                                f"--from-literal=REDIS_HOST={lab_env['LAB_POD_GATEWAY']}",
-                                f"--from-literal=REDIS_PORT={lab_env['REDIS_PORT']}",
-                                f"--from-literal=REDIS_PASSWORD={lab_env['REDIS_PASSWORD']}"]),
-        ):
-            suffix = "ca" if kind == "configmap" else "env"
-            manifest = kubectl(lab_env, "deployer", "create", *kind.split(), f"{name}-{suffix}",
-                               "-n", NS, *args, "--dry-run=client", "-o", "json").stdout
-            kubectl(lab_env, "deployer", "apply", "-f", "-", stdin=manifest)
-        kubectl(lab_env, "deployer", "apply", "-f", "-",
-                stdin=_real_app(name, image or refapp["image"]))
-        created.append(name)
+        created.extend(apply_real_app_config(lab_env, name))
+        kubectl(lab_env, "apply", "-f", "-",
+                stdin=json.dumps(real_deployment(name, image or refapp["image"])))
+        created.append(("deployment", name))
         return name
 
     yield make
-    for name in created:
-        for kind in ("deploy", "secret", "configmap"):
-            target = name if kind == "deploy" else f"{name}-{'env' if kind == 'secret' else 'ca'}"
-            kubectl(lab_env, "deployer", "delete", kind, target, "-n", NS, "--wait=false",
-                    check=False)
+    for kind, name in reversed(created):
+        kubectl(lab_env, "delete", kind, name, "--wait=false", "--ignore-not-found", check=False)
 
 
 def test_app_pods_run_on_the_real_node_and_answer(lab_env: dict[str, str], real_app) -> None:
     name = real_app("lab-real-app")
-    kubectl(lab_env, "deployer", "rollout", "status", f"deploy/{name}", "-n", NS,
+    kubectl(lab_env, "rollout", "status", f"deploy/{name}",
             "--timeout=120s")
-    pod = json.loads(kubectl(lab_env, "deployer", "get", "pods", "-n", NS, "-l", f"app={name}",
+    pod = json.loads(kubectl(lab_env, "get", "pods", "-l", f"app={name}",
                              "-o", "json").stdout)["items"][0]
     assert pod["spec"]["nodeName"] == lab_env["LAB_NODE"]
     # Through the API server, as a deployer would reach it: kubectl port-forward.
     forward = subprocess.Popen(
         [str(Path(lab_env["LAB_K8S_BIN"]) / "kubectl"), "--kubeconfig",
-         lab_env["LAB_KUBECONFIG_DEPLOYER"], "-n", NS, "port-forward",
+         lab_env["LAB_KUBECONFIG_DEPLOYER"], "port-forward",
          f"pod/{pod['metadata']['name']}", ":8000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -213,7 +163,7 @@ def test_app_pods_run_on_the_real_node_and_answer(lab_env: dict[str, str], real_
     finally:
         forward.terminate()
         forward.wait(timeout=10)
-    logs = kubectl(lab_env, "deployer", "logs", pod["metadata"]["name"], "-n", NS).stdout
+    logs = kubectl(lab_env, "logs", pod["metadata"]["name"]).stdout
     assert "GET /health" in logs
 
 
@@ -223,7 +173,7 @@ def test_unknown_digest_fails_to_pull_for_real(lab_env: dict[str, str], real_app
     deadline = time.monotonic() + 60
     reason = None
     while time.monotonic() < deadline and reason not in ("ErrImagePull", "ImagePullBackOff"):
-        pods = json.loads(kubectl(lab_env, "deployer", "get", "pods", "-n", NS, "-l",
+        pods = json.loads(kubectl(lab_env, "get", "pods", "-l",
                                   f"app={name}", "-o", "json").stdout)["items"]
         statuses = pods[0]["status"].get("containerStatuses", []) if pods else []
         reason = statuses[0]["state"].get("waiting", {}).get("reason") if statuses else None
