@@ -127,3 +127,36 @@ def test_namespace_without_rights_gives_a_clear_error(lab_env: dict[str, str],
     assert proc.returncode != 0
     assert "forbidden" in proc.stdout.lower()
     assert CANARY not in proc.stdout + proc.stderr
+
+
+def test_optional_autoscaler_and_ingress(lab_env: dict[str, str], refapp: dict[str, str],
+                                         app_name: str, tmp_path: Path) -> None:
+    role_vars = {
+        "k8s_rollout_namespace": NS, "k8s_rollout_app": app_name,
+        "k8s_rollout_image": refapp["image"], "k8s_rollout_release_id": "r1",
+        "k8s_rollout_node_selector": {"type": "kwok"},
+        "k8s_rollout_tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists",
+                                     "effect": "NoSchedule"}],
+        "k8s_rollout_hpa_enabled": True, "k8s_rollout_hpa_min_replicas": 3,
+        "k8s_rollout_hpa_max_replicas": 6, "k8s_rollout_ingress_enabled": True,
+        "k8s_rollout_ingress_host": "app.lab.invalid",
+        "k8s_rollout_ingress_tls_secret": f"{app_name}-tls",
+    }
+    try:
+        first = play(lab_env, tmp_path, role_vars)
+        assert first.returncode == 0, first.stdout + first.stderr
+        hpa = json.loads(kubectl(lab_env, "get", "hpa", app_name, "-o", "json").stdout)
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 6)
+        assert hpa["spec"]["scaleTargetRef"]["name"] == app_name
+        ingress = json.loads(kubectl(lab_env, "get", "ingress", app_name, "-o", "json").stdout)
+        assert ingress["spec"]["rules"][0]["host"] == "app.lab.invalid"
+        assert ingress["spec"]["tls"][0]["secretName"] == f"{app_name}-tls"
+        # The autoscaler owns the replica count: the role must not fight it on the next run.
+        kubectl(lab_env, "scale", "deploy", app_name, "--replicas=4")
+        second = play(lab_env, tmp_path, role_vars)
+        assert second.returncode == 0, second.stdout
+        dep = json.loads(kubectl(lab_env, "get", "deploy", app_name, "-o", "json").stdout)
+        assert dep["spec"]["replicas"] == 4
+    finally:
+        for kind in ("hpa", "ingress"):
+            kubectl(lab_env, "delete", kind, app_name, "--ignore-not-found", check=False)
