@@ -51,3 +51,10 @@ def test_bad_port_setting_is_named(tmp_path: Path) -> None:
     proc = lab("status", env=_isolated_env(tmp_path, PRODREADY_LAB_REDIS_PORT="http"))
     assert proc.returncode == 1
     assert "PRODREADY_LAB_REDIS_PORT='http' is not a TCP port" in proc.stderr
+
+
+def test_bad_pod_network_setting_is_named(tmp_path: Path) -> None:
+    proc = lab("status", env=_isolated_env(tmp_path, PRODREADY_LAB_POD_CIDR="bogus"))
+    assert proc.returncode == 1
+    assert "PRODREADY_LAB_POD_CIDR='bogus' is not an IPv4 network" in proc.stderr
+    assert "Traceback" not in proc.stderr

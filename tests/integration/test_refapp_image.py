@@ -11,13 +11,7 @@ import subprocess
 import urllib.error
 import urllib.request
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
-
-@pytest.fixture(scope="module")
-def app(refapp: dict[str, str]) -> dict[str, str]:
-    return refapp
 
 
 def get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -35,15 +29,15 @@ def docker(lab_env: dict[str, str], *args: str) -> str:
                           check=True).stdout
 
 
-def test_health_is_200_with_database_and_redis(app: dict[str, str]) -> None:
-    status, _headers, body = get(app["base"] + "/health")
+def test_health_is_200_with_database_and_redis(refapp: dict[str, str]) -> None:
+    status, _headers, body = get(refapp["base"] + "/health")
     assert status == 200, body
     assert json.loads(body)["checks"] == {"database": "ok", "redis": "ok"}
 
 
-def test_metrics_parse_as_prometheus_exposition(app: dict[str, str]) -> None:
-    get(app["base"] + "/health")
-    status, headers, body = get(app["base"] + "/metrics")
+def test_metrics_parse_as_prometheus_exposition(refapp: dict[str, str]) -> None:
+    get(refapp["base"] + "/health")
+    status, headers, body = get(refapp["base"] + "/metrics")
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
@@ -55,16 +49,16 @@ def test_metrics_parse_as_prometheus_exposition(app: dict[str, str]) -> None:
     assert health and health[0].value >= 1
 
 
-def test_version_reports_the_pushed_digest(app: dict[str, str]) -> None:
-    status, _headers, body = get(app["base"] + "/version")
+def test_version_reports_the_pushed_digest(refapp: dict[str, str]) -> None:
+    status, _headers, body = get(refapp["base"] + "/version")
     assert status == 200
     version = json.loads(body)
-    assert version["image_digest"] == app["image"].rsplit("@", 1)[1]
+    assert version["image_digest"] == refapp["image"].rsplit("@", 1)[1]
     assert version["alembic_head"]
 
 
-def test_security_headers_and_no_server_details(app: dict[str, str]) -> None:
-    _status, headers, _body = get(app["base"] + "/health")
+def test_security_headers_and_no_server_details(refapp: dict[str, str]) -> None:
+    _status, headers, _body = get(refapp["base"] + "/health")
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "max-age=31536000" in headers["Strict-Transport-Security"]
@@ -75,10 +69,10 @@ def test_security_headers_and_no_server_details(app: dict[str, str]) -> None:
 
 
 def test_image_is_pinned_in_registry_and_labelled(lab_env: dict[str, str],
-                                                  app: dict[str, str]) -> None:
-    repo, digest = app["image"].split("@")
+                                                  refapp: dict[str, str]) -> None:
+    repo, digest = refapp["image"].split("@")
     name = repo.split("/", 1)[1]
-    tag = json.loads(docker(lab_env, "image", "inspect", app["image"]))[0]
+    tag = json.loads(docker(lab_env, "image", "inspect", refapp["image"]))[0]
     labels = tag["Config"]["Labels"]
     for key in ("source", "revision", "version", "created"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
@@ -94,9 +88,9 @@ def test_image_is_pinned_in_registry_and_labelled(lab_env: dict[str, str],
         assert resp.headers["Docker-Content-Digest"] == digest
 
 
-def test_container_runs_read_only_as_non_root(lab_env: dict[str, str], app: dict[str, str]
+def test_container_runs_read_only_as_non_root(lab_env: dict[str, str], refapp: dict[str, str]
                                               ) -> None:
     info = json.loads(docker(lab_env, "inspect", "prodready-refapp"))[0]
     assert info["HostConfig"]["ReadonlyRootfs"] is True
     assert info["State"]["Running"] is True
-    assert info["Config"]["Image"] == app["image"]
+    assert info["Config"]["Image"] == refapp["image"]

@@ -57,10 +57,13 @@ SCHEDULER_PORT = 51259
 KWOK_PORT = 51247
 
 
-def build_binaries(check_only: bool = False) -> Path:
-    """The directory of the Kubernetes binaries, building them first when missing."""
+def build_binaries(mode: str | None = None) -> Path:
+    """The directory of the Kubernetes binaries, building them first when missing.
+
+    mode "--check" fails instead of building; "--print-dir" only names the directory.
+    """
     script = K8S_DIR / "build-binaries"
-    proc = subprocess.run([str(script), *(["--check"] if check_only else [])],
+    proc = subprocess.run([str(script), *([mode] if mode else [])],
                           stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise LabError(f"{script} failed (exit {proc.returncode}); its output is above")
@@ -81,8 +84,9 @@ class Kube:
     # -- helpers -------------------------------------------------------------------------
     @property
     def bin(self) -> Path:
+        """Where the binaries are; only `up` builds them (status, env and down never do)."""
         if self._bin is None:
-            self._bin = build_binaries()
+            self._bin = build_binaries("--print-dir")
         return self._bin
 
     def kubeconfig(self, who: str) -> Path:
@@ -93,7 +97,7 @@ class Kube:
         return run([str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig(who)),
                     *args], input=input, check=check, timeout=120)
 
-    def _write_kubeconfig(self, who: str, user: dict[str, str]) -> None:
+    def write_kubeconfig(self, who: str, user: dict[str, str]) -> None:
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "lab",
             "clusters": [{"name": "lab", "cluster": {
@@ -190,11 +194,12 @@ class Kube:
     # -- lifecycle -----------------------------------------------------------------------
     def check(self) -> None:
         try:
-            build_binaries(check_only=True)
+            build_binaries("--check")
         except LabError:
             need("go", "golang (Go 1.24 or newer), to build Kubernetes")
 
     def up(self) -> None:
+        self._bin = build_binaries()
         self.dir.mkdir(parents=True, exist_ok=True)
         self._pki()
         self._kwok_config()
@@ -236,7 +241,7 @@ class Kube:
         for who, cert in (("admin", "kube-admin"),
                           ("controller-manager", "kube-controller-manager"),
                           ("scheduler", "kube-scheduler"), ("kwok", "kube-kwok")):
-            self._write_kubeconfig(who, {
+            self.write_kubeconfig(who, {
                 "client-certificate": str(self.pki.path(cert)),
                 "client-key": str(self.pki.path(cert, "key"))})
 
@@ -278,7 +283,7 @@ class Kube:
                                "-o", "jsonpath={.data.token}", check=False).stdout
             return base64.b64decode(out).decode() if out else ""
         wait_for(token, "the deployer's service-account token", timeout=30)
-        self._write_kubeconfig("deployer", {"token": token()})
+        self.write_kubeconfig("deployer", {"token": token()})
 
     def down(self) -> None:
         for name, *_rest in reversed(self._components()):

@@ -151,7 +151,7 @@ state = "{self.s.run_dir / 'containerd-state'}"
     def _kubelet_config(self) -> Path:
         self.pki.ensure("kubelet-client", f"/CN=system:node:{NODE}/O=system:nodes")
         self.pki.ensure("kubelet-serving", f"/CN={NODE}", "DNS:localhost,IP:127.0.0.1")
-        self.kube._write_kubeconfig("kubelet", {
+        self.kube.write_kubeconfig("kubelet", {
             "client-certificate": str(self.pki.path("kubelet-client")),
             "client-key": str(self.pki.path("kubelet-client", "key"))})
         config = {

@@ -14,13 +14,20 @@ from .common import Settings, need, run, say
 from .network import gateway
 
 DAY = 86400
-# name -> (subject alternative names, validity in days, renew when fewer seconds remain)
-LEAVES = {
-    # The pod gateway too: pods on the real node reach PostgreSQL and Redis there.
-    "server": (f"DNS:localhost,IP:127.0.0.1,IP:::1,IP:{gateway()}", 365, 30 * DAY),
-    "expiring": ("DNS:localhost,IP:127.0.0.1,IP:::1", 10, 5 * DAY),
-    "wronghost": ("DNS:wrong-host.invalid", 365, 30 * DAY),
-}
+
+
+def leaves() -> dict[str, tuple[str, int, int]]:
+    """name -> (subject alternative names, validity in days, renew when fewer seconds remain).
+
+    Computed when used, not at import: the pod gateway comes from a setting that may be
+    wrong, and that must end as a clear LabError, not a traceback.
+    """
+    return {
+        # The pod gateway too: pods on the real node reach PostgreSQL and Redis there.
+        "server": (f"DNS:localhost,IP:127.0.0.1,IP:::1,IP:{gateway()}", 365, 30 * DAY),
+        "expiring": ("DNS:localhost,IP:127.0.0.1,IP:::1", 10, 5 * DAY),
+        "wronghost": ("DNS:wrong-host.invalid", 365, 30 * DAY),
+    }
 
 
 class Pki:
@@ -58,7 +65,7 @@ class Pki:
                  "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
             ca_key.chmod(0o600)
-        for leaf, (san, days, renew_before) in LEAVES.items():
+        for leaf, (san, days, renew_before) in leaves().items():
             if (renew_all or not self._valid_for(self.path(leaf), renew_before)
                     or not self._has_san(leaf, san)):
                 say(f"issuing the lab certificate {leaf} ({san}, {days} days)")
