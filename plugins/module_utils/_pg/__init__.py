@@ -1,0 +1,1 @@
+"""PostgreSQL helpers of prodready.deploy (private: the API may change without notice)."""
