@@ -1,0 +1,39 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run one module of this collection through `ansible` (ad hoc), as users do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = Path(sys.executable).parent / "ansible"
+
+
+def ansible_env(lab_env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**os.environ, **lab_env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", **extra}
+
+
+def run_module(lab_env: dict[str, str], module: str, args: dict[str, Any], *flags: str,
+               timeout: float = 900) -> tuple[int, dict[str, Any], subprocess.CompletedProcess]:
+    """(exit code, task result, process) of `ansible localhost -m prodready.deploy.<module>`.
+
+    ``flags`` are extra ansible options such as ``--check``, ``--diff`` or ``-vvvv``.
+    """
+    proc = subprocess.run([str(ANSIBLE), "localhost", "-m", f"prodready.deploy.{module}",
+                           "-a", json.dumps(args), *flags],
+                          capture_output=True, text=True, env=ansible_env(lab_env),
+                          timeout=timeout, check=False)
+    try:
+        result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        pytest.fail(f"no task result from ansible:\n{proc.stdout}\n{proc.stderr}")
+    return proc.returncode, result, proc
