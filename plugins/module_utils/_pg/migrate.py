@@ -1,0 +1,761 @@
+# Copyright (c) 2026, prodready.deploy contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Alembic migrations with guards: plan, lint, run, and undo a failed run.
+
+Alembic runs in a subprocess of the application's own Python (its env.py may import the
+application), through Alembic's Python API: ``HELPER_SOURCE`` is a small script that takes a
+JSON request (a list of operations) and writes a JSON answer to a file - so whatever the
+migrations print cannot corrupt the answer. The database URL reaches env.py through an
+environment variable (``DATABASE_URL`` by default), never a command line or the request.
+
+What this layer adds to Alembic:
+
+- a plan before anything runs: the current revision, the pending revisions in order, their
+  offline SQL and a lint of it (``sqllint``); a ``fail`` finding stops the run;
+- a downgrade through a revision without a downgrade step is refused before anything runs;
+- multiple heads are an error that names them;
+- ``lock_timeout`` and ``statement_timeout`` for the migration session (``PGOPTIONS``);
+- compensation: with ``transaction_per_migration`` a failure in revision N of M leaves
+  N-1 revisions committed; the run downgrades back to the revision it started from and
+  checks that ``alembic_version`` says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import (
+    ConnParams,
+    PgConnectError,
+    PgError,
+    connect,
+    connect_error,
+)
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.sqllint import (
+    Finding,
+    lint_revision,
+)
+
+# The script the application's Python runs. It imports only Alembic and the standard
+# library itself; env.py imports whatever the application needs.
+HELPER_SOURCE = r'''
+import io
+import json
+import sys
+import traceback
+
+
+def revision_info(script):
+    revisions = []
+    for rev in reversed(list(script.walk_revisions("base", "heads"))):
+        down = rev.down_revision
+        down = [] if down is None else [down] if isinstance(down, str) else list(down)
+        revisions.append({
+            "revision": rev.revision, "down_revisions": down,
+            "branch_labels": sorted(rev.branch_labels or ()),
+            "doc": rev.doc or "", "path": rev.path, "is_head": bool(rev.is_head),
+        })
+    return {"revisions": revisions, "heads": list(script.get_heads())}
+
+
+def current(cfg, script, request, results):
+    from alembic.runtime.environment import EnvironmentContext
+    found = []
+
+    def read(rev, context):
+        found.extend(context.get_current_heads())
+        return []
+
+    with EnvironmentContext(cfg, script, fn=read, dont_mutate=True):
+        script.run_env()
+    return sorted(found)
+
+
+def _steps(script, direction, target, heads):
+    if direction == "upgrade":
+        return script._upgrade_revs(target, tuple(heads))
+    return script._downgrade_revs(target, tuple(heads))
+
+
+def steps(cfg, script, request, results):
+    heads = request["current"] if "current" in request else results["current"]
+    return [step.revision.revision
+            for step in _steps(script, request["direction"], request["target"], heads)]
+
+
+def sql(cfg, script, request, results):
+    from alembic import command
+    buffer = io.StringIO()
+    cfg.output_buffer = buffer
+    start, target = request.get("start"), request["target"]
+    try:
+        getattr(command, request["direction"])(
+            cfg, f"{start}:{target}" if start else target, sql=True)
+    except BaseException as exc:  # offline SQL is best effort: report, do not stop
+        return {"error": describe(exc)}
+    return {"text": buffer.getvalue()}
+
+
+def run(cfg, script, request, results):
+    from alembic.runtime.environment import EnvironmentContext
+    direction, target = request["direction"], request["target"]
+
+    def migrate(heads, context):
+        planned = _steps(script, direction, target, heads)
+        for step in planned:
+            module = step.revision.module
+            original = getattr(module, direction)
+
+            def tracked(*args, _original=original, _rev=step.revision.revision, **kwargs):
+                RUNNING["revision"] = _rev
+                return _original(*args, **kwargs)
+
+            setattr(module, direction, tracked)
+        return planned
+
+    with EnvironmentContext(cfg, script, fn=migrate, as_sql=False, starting_rev=None,
+                            destination_rev=target, tag=None):
+        script.run_env()
+    return True
+
+
+def script_op(cfg, script, request, results):
+    return revision_info(script)
+
+
+OPS = {"script": script_op, "current": current, "steps": steps, "sql": sql, "run": run}
+RUNNING = {"revision": None}
+
+
+def describe(exc):
+    info = {"type": type(exc).__name__, "message": str(exc).strip()}
+    if isinstance(exc, SystemExit):
+        info["message"] = str(exc.code)
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        info["dbapi_type"] = type(orig).__name__
+        info["message"] = str(orig).strip()
+        info["pgcode"] = getattr(orig, "pgcode", None)
+        statement = getattr(exc, "statement", None)
+        if statement:
+            info["statement"] = " ".join(str(statement).split())[:300]
+    info["traceback"] = traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:]
+    return info
+
+
+def main():
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        request = json.load(handle)
+    answer = {"ok": True, "results": {}}
+    op = None
+    try:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+        cfg = Config(request["config"])
+        script = ScriptDirectory.from_config(cfg)
+        for item in request["ops"]:
+            op = item["op"]
+            answer["results"][op] = OPS[op](cfg, script, item, answer["results"])
+    except BaseException as exc:  # env.py may sys.exit(); every failure is reported
+        answer.update(ok=False, op=op, error=describe(exc), running=RUNNING["revision"])
+    with open(sys.argv[2], "w", encoding="utf-8") as handle:
+        json.dump(answer, handle)
+
+
+main()
+'''
+
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_STATEMENT_TIMEOUT = "15min"
+_DURATION = re.compile(r"^(?:0|[1-9][0-9]*)(?:us|ms|s|min|h|d)?$")
+# SQLSTATEs worth a hint: lock_not_available, query_canceled (statement_timeout).
+_BOILERPLATE = re.compile(r"Context impl |Will assume (non-)?transactional DDL|"
+                          r"Generating static SQL")
+_PGCODE_HINTS = {
+    "55P03": "another session holds a lock the migration needs (lock_timeout={lock});"
+             " find it in pg_locks / pg_stat_activity, or retry when it is released",
+    "57014": "a statement ran longer than statement_timeout={statement}; raise"
+             " statement_timeout for this migration if it is expected to take that long",
+}
+
+
+class MigrateError(PgError):
+    """Base of the migration errors; ``details`` go into the module result."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class MigrateInputError(MigrateError):
+    """Options that cannot work (missing config, bad timeout, unknown target...)."""
+
+
+class MultipleHeadsError(MigrateError):
+    pass
+
+
+class NoDowngradeError(MigrateError):
+    pass
+
+
+class LintFailedError(MigrateError):
+    pass
+
+
+class AlembicError(MigrateError):
+    """Alembic (or env.py, or a migration) failed in the helper."""
+
+
+class MigrationFailedError(MigrateError):
+    """A migration run failed; ``details`` say whether it was compensated."""
+
+
+@dataclass
+class Settings:
+    """How to run Alembic for one application."""
+
+    config: str
+    chdir: str | None = None
+    python: str | None = None
+    conn: ConnParams | None = None
+    driver: str | None = None
+    url_env: str = "DATABASE_URL"
+    env: dict[str, str] = field(default_factory=dict)
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+    statement_timeout: str = DEFAULT_STATEMENT_TIMEOUT
+
+    def check(self) -> None:
+        if not os.path.isfile(self.config):
+            raise MigrateInputError(
+                f"the Alembic config {self.config} does not exist: give the path of the"
+                " application's alembic.ini in option config")
+        if self.chdir is not None and not os.path.isdir(self.chdir):
+            raise MigrateInputError(f"option chdir: {self.chdir} is not a directory")
+        for name in ("lock_timeout", "statement_timeout"):
+            if not _DURATION.match(getattr(self, name)):
+                raise MigrateInputError(
+                    f"option {name}: {getattr(self, name)!r} is not a PostgreSQL duration;"
+                    " use e.g. 5s, 500ms, 15min or 0 (no limit)")
+        if self.python and not (os.path.isfile(self.python) and os.access(self.python, os.X_OK)):
+            raise MigrateInputError(f"option python: {self.python} is not an executable;"
+                                    " give the application's Python interpreter")
+        if self.url_env in ("PGOPTIONS", "PGPASSFILE"):
+            raise MigrateInputError(f"option url_env: {self.url_env} is set by this module")
+
+    @property
+    def workdir(self) -> str:
+        return self.chdir or os.path.dirname(os.path.abspath(self.config))
+
+    def pgoptions(self, read_only: bool = False) -> str:
+        """libpq ``options``: the caller's own plus the session's timeouts."""
+        parts = [self.conn.options["options"]] if self.conn and \
+            self.conn.options.get("options") else []
+        parts += [f"-c lock_timeout={self.lock_timeout}",
+                  f"-c statement_timeout={self.statement_timeout}"]
+        if read_only:
+            parts.append("-c default_transaction_read_only=on")
+        return " ".join(parts)
+
+    def url(self, read_only: bool = False) -> str:
+        """The URL env.py reads. Holds the password: never log it."""
+        conn = self.conn
+        assert conn is not None
+        scheme = f"postgresql+{self.driver}" if self.driver else "postgresql"
+        userinfo = ""
+        if conn.user:
+            userinfo = quote(conn.user, safe="")
+            if conn.password is not None:
+                userinfo += ":" + quote(conn.password, safe="")
+            userinfo += "@"
+        query = dict(conn.options)
+        query.setdefault("application_name", "prodready.deploy.alembic")
+        query["connect_timeout"] = str(conn.connect_timeout)
+        query["options"] = self.pgoptions(read_only)
+        host = conn.host or ""
+        if host.startswith("/"):
+            query["host"], host = host, ""
+        elif ":" in host:
+            host = f"[{host}]"
+        netloc = f"{host}:{conn.port}" if host else ""
+        return (f"{scheme}://{userinfo}{netloc}/{quote(conn.dbname or '', safe='')}?"
+                f"{urlencode(query, quote_via=quote)}")
+
+    def secrets(self) -> list[str]:
+        """Strings that must never leave this module."""
+        found = []
+        if self.conn and self.conn.password:
+            found += [self.conn.password, quote(self.conn.password, safe="")]
+        if self.conn:
+            found += [self.url(False), self.url(True)]
+        found += [v for v in self.env.values() if v and len(v) >= 8]
+        return sorted(set(found), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "********")
+    return text
+
+
+def scrub_all(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, list):
+        return [scrub_all(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub_all(v, secrets) for k, v in value.items()}
+    return value
+
+
+Runner = Callable[[list[str], dict[str, str], str], "subprocess.CompletedProcess[str]"]
+
+
+def _run_subprocess(argv: list[str], env: dict[str, str], cwd: str,
+                    ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+class Alembic:
+    """Runs the helper; records each call in ``commands`` as the equivalent alembic CLI."""
+
+    def __init__(self, settings: Settings, python: str, runner: Runner = _run_subprocess):
+        self.settings = settings
+        self.python = settings.python or python
+        self.runner = runner
+        self.commands: list[str] = []
+        self.log: list[str] = []
+
+    def describe(self, ops: list[dict[str, Any]]) -> list[str]:
+        base = f"alembic -c {self.settings.config}"
+        shown = []
+        for op in ops:
+            if op["op"] == "current":
+                shown.append(f"{base} current")
+            elif op["op"] == "sql":
+                rng = f"{op['start']}:{op['target']}" if op.get("start") else op["target"]
+                shown.append(f"{base} {op['direction']} {rng} --sql")
+            elif op["op"] == "run":
+                shown.append(f"{base} {op['direction']} {op['target']}")
+        return shown
+
+    def call(self, ops: list[dict[str, Any]], read_only: bool = False) -> dict[str, Any]:
+        """Run the operations in one helper process; their results by name, or
+        AlembicError with the helper's description of the failure."""
+        settings = self.settings
+        self.commands += self.describe(ops)
+        tmpdir = tempfile.mkdtemp(prefix="prodready-alembic-")
+        try:
+            helper = os.path.join(tmpdir, "alembic_helper.py")
+            request_path = os.path.join(tmpdir, "request.json")
+            answer_path = os.path.join(tmpdir, "answer.json")
+            with open(helper, "w", encoding="utf-8") as handle:
+                handle.write(HELPER_SOURCE)
+            with open(request_path, "w", encoding="utf-8") as handle:
+                json.dump({"config": os.path.abspath(settings.config), "ops": ops}, handle)
+            env = self._environment(any(op["op"] in ("current", "run", "sql") for op in ops),
+                                    read_only)
+            proc = self.runner([self.python, helper, request_path, answer_path], env,
+                               settings.workdir)
+            secrets = settings.secrets()
+            log = [scrub(line, secrets) for line in (proc.stderr or "").splitlines()
+                   if line.strip() and not _BOILERPLATE.search(line)]
+            try:
+                with open(answer_path, encoding="utf-8") as handle:
+                    answer = json.load(handle)
+            except (OSError, ValueError):
+                tail = scrub((proc.stderr or proc.stdout or "").strip(), secrets)[-1500:]
+                raise AlembicError(
+                    f"the Alembic helper did not answer (exit code {proc.returncode}) with"
+                    f" {self.python}: {tail or 'no output'}; is Alembic installed for that"
+                    " interpreter (option python)?") from None
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        answer = scrub_all(answer, secrets)
+        # Only what ran for real (or failed) is worth the space: plans log the same lines.
+        if not answer["ok"] or any(op["op"] == "run" for op in ops):
+            self.log += log[-40:]
+        if not answer["ok"]:
+            raise self._error(answer)
+        return answer["results"]
+
+    def _environment(self, needs_db: bool, read_only: bool) -> dict[str, str]:
+        settings = self.settings
+        env = {**os.environ, **settings.env}
+        if settings.conn is None or not needs_db:
+            # Offline operations still run env.py, which may insist on the variable.
+            env.setdefault(settings.url_env, "postgresql://offline.invalid/offline")
+            return env
+        with settings.conn.client_env(base=env) as client:
+            # The passfile of client_env() is removed on exit: the password goes in the URL,
+            # which is what env.py reads anyway; never fall back to ~/.pgpass.
+            client["PGPASSFILE"] = os.devnull
+            client["PGOPTIONS"] = settings.pgoptions(read_only)
+            client[settings.url_env] = settings.url(read_only)
+            return dict(client)
+
+    def _error(self, answer: dict[str, Any]) -> AlembicError:
+        error = answer.get("error") or {}
+        message = error.get("message") or error.get("type") or "unknown error"
+        conn = self.settings.conn
+        if conn is not None and error.get("dbapi_type") == "OperationalError" and \
+                not error.get("pgcode") and answer.get("running") is None:
+            typed = connect_error(message, conn)
+            if type(typed) is not PgConnectError:
+                raise typed
+        hint = _PGCODE_HINTS.get(error.get("pgcode") or "")
+        if hint:
+            message += " (" + hint.format(lock=self.settings.lock_timeout,
+                                          statement=self.settings.statement_timeout) + ")"
+        if error.get("type") == "CommandError":
+            message = f"Alembic: {message}"
+        elif error.get("dbapi_type"):
+            message = f"{error['dbapi_type']}: {message}"
+        elif error.get("type") not in (None, "SystemExit"):
+            message = f"{error['type']}: {message}"
+        return AlembicError(message, op=answer.get("op"), running=answer.get("running"),
+                            statement=error.get("statement"), pgcode=error.get("pgcode"),
+                            traceback=error.get("traceback"))
+
+
+def has_downgrade(path: str | None) -> bool:
+    """Whether the revision file's ``downgrade()`` does something.
+
+    No: the function is missing, its body is only ``pass``, a docstring or ``...``, or it
+    raises NotImplementedError. A file that cannot be read or parsed counts as having one
+    (Alembic itself would fail on it first).
+    """
+    if not path:
+        return True
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return True
+    func = None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                node.name == "downgrade":
+            func = node
+    if func is None:
+        return False
+    body = [stmt for stmt in func.body
+            if not isinstance(stmt, ast.Pass)
+            and not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                     and (isinstance(stmt.value.value, str) or stmt.value.value is Ellipsis))]
+    if not body:
+        return False
+    for stmt in body:
+        if isinstance(stmt, ast.Raise) and stmt.exc is not None:
+            exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc
+            if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
+                return False
+    return True
+
+
+@dataclass
+class Script:
+    """The revisions of the migration scripts, oldest first."""
+
+    revisions: list[dict[str, Any]]
+    heads: list[str]
+
+    @classmethod
+    def from_helper(cls, info: dict[str, Any]) -> Script:
+        revisions = []
+        for rev in info["revisions"]:
+            revisions.append({**rev, "has_downgrade": has_downgrade(rev.get("path"))})
+        return cls(revisions, list(info["heads"]))
+
+    def get(self, revision: str) -> dict[str, Any]:
+        for rev in self.revisions:
+            if rev["revision"] == revision:
+                return rev
+        return {"revision": revision, "path": None, "has_downgrade": True, "doc": ""}
+
+    def history(self) -> list[dict[str, Any]]:
+        keys = ("revision", "down_revisions", "has_downgrade", "is_head", "path", "doc",
+                "branch_labels")
+        return [{k: rev.get(k) for k in keys} for rev in self.revisions]
+
+    def single_head(self, what: str) -> str:
+        if len(self.heads) > 1:
+            raise MultipleHeadsError(
+                f"the migrations have {len(self.heads)} heads ({', '.join(sorted(self.heads))})"
+                f", so {what} is ambiguous: merge them (alembic merge heads) or name a target"
+                " revision", heads=sorted(self.heads))
+        if not self.heads:
+            raise MigrateInputError("the migrations have no revisions")
+        return self.heads[0]
+
+
+_MARKER = re.compile(r"^-- Running (?P<direction>upgrade|downgrade) (?P<source>.*?) ?->"
+                     r" (?P<dest>.*?)\s*$", re.M)
+
+
+def split_offline_sql(text: str) -> dict[str, str]:
+    """Offline SQL per revision, cut at Alembic's ``-- Running upgrade a -> b`` comments.
+
+    The key is the revision the step applies (upgrade) or removes (downgrade). What comes
+    before the first step (creating alembic_version) goes with the first one; the
+    ``BEGIN;`` that opens the next step's transaction moves to the next one.
+    """
+    out: dict[str, str] = {}
+    matches = list(_MARKER.finditer(text))
+    carry = text[:matches[0].start()].strip() if matches else ""
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        body = text[match.end():end].strip()
+        following = ""
+        if i + 1 < len(matches) and body.endswith("BEGIN;"):
+            body, following = body[:-len("BEGIN;")].rstrip(), "BEGIN;"
+        key = match["dest"] if match["direction"] == "upgrade" else match["source"]
+        out[key.strip()] = "\n\n".join(part for part in (carry, body) if part) + "\n"
+        carry = following
+    return out
+
+
+@dataclass
+class Outcome:
+    """What a migration run did, for the module result."""
+
+    changed: bool = False
+    from_revision: str | None = None
+    to_revision: str | None = None
+    pending: list[str] = field(default_factory=list)
+    revisions: list[str] = field(default_factory=list)
+    sql: list[dict[str, str]] | None = None
+    lint: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    compensated: bool = False
+    heads: list[str] = field(default_factory=list)
+    current: str | None = None
+
+    def as_result(self) -> dict[str, Any]:
+        result = {k: v for k, v in self.__dict__.items() if k != "warnings"}
+        if result["sql"] is None:
+            result.pop("sql")
+        return result
+
+
+def _single(current: list[str], what: str) -> str | None:
+    if len(current) > 1:
+        raise MigrateError(f"the database is at several revisions ({', '.join(current)}),"
+                           f" one per branch; {what} needs a single current revision")
+    return current[0] if current else None
+
+
+class Migrator:
+    """One migration request: plan, lint, run, compensate."""
+
+    def __init__(self, alembic: Alembic, clock: Callable[[], float] = time.monotonic):
+        self.alembic = alembic
+        self.clock = clock
+        self._script: Script | None = None
+
+    def script(self) -> Script:
+        if self._script is None:
+            self._script = Script.from_helper(self.alembic.call([{"op": "script"}])["script"])
+        return self._script
+
+    def preflight(self) -> None:
+        """Connect once with psycopg2: a wrong password, an unreachable server or a missing
+        database fails here with a typed error, before env.py runs."""
+        conn_params = self.alembic.settings.conn
+        if conn_params is None:
+            raise MigrateInputError("no database given: set url (or login_host and"
+                                    " database)")
+        conn = connect(conn_params)
+        conn.close()
+
+    def current(self) -> list[str]:
+        return self.alembic.call([{"op": "current"}], read_only=True)["current"]
+
+    def check_known(self, current: list[str]) -> None:
+        script = self.script()
+        known = {rev["revision"] for rev in script.revisions}
+        for rev in current:
+            if rev not in known:
+                raise MigrateError(
+                    f"the database is at revision {rev}, which these migrations do not"
+                    f" contain (known heads: {', '.join(script.heads) or 'none'}); it was"
+                    " probably applied by a newer release: deploy that release's"
+                    " migrations, or downgrade with them first", current=current)
+
+    def resolve(self, target: str, current: list[str], direction: str) -> list[str]:
+        script = self.script()
+        try:
+            return self.alembic.call([{"op": "steps", "direction": direction,
+                                       "target": target, "current": current}])["steps"]
+        except AlembicError as exc:
+            known = [rev["revision"] for rev in script.revisions]
+            raise MigrateInputError(
+                f"cannot {direction} to {target!r} ({exc}); known revisions:"
+                f" {', '.join(known) or 'none'}, or head / base") from None
+
+    def plan(self, direction: str, target: str, want_sql: bool, lint: bool,
+             policy: dict[str, str]) -> tuple[Outcome, str | None, list[Finding]]:
+        script = self.script()
+        outcome = Outcome(heads=sorted(script.heads))
+        if direction == "upgrade" and target in ("head", "heads"):
+            target = script.single_head(f"upgrade to {target}")
+        self.preflight()
+        current = self.current()
+        self.check_known(current)
+        start = _single(current, direction)
+        outcome.current = outcome.from_revision = start
+        pending = self.resolve(target, current, direction)
+        outcome.pending = pending
+        outcome.changed = bool(pending)
+        if direction == "downgrade":
+            missing = [script.get(rev) for rev in pending
+                       if not script.get(rev)["has_downgrade"]]
+            if missing:
+                rev = missing[0]
+                raise NoDowngradeError(
+                    f"revision {rev['revision']} ({rev['path']}) has no downgrade step, so"
+                    f" the database cannot be downgraded from {start} to {target}; nothing"
+                    " was run. Restore the backup taken before the release instead, or"
+                    " write the downgrade", pending=pending, from_revision=start,
+                    revision=rev["revision"], file=rev["path"])
+            down = script.get(pending[-1])["down_revisions"] if pending else []
+            outcome.to_revision = (down[0] if len(down) == 1 else None) if pending else start
+        else:
+            outcome.to_revision = pending[-1] if pending else start
+        findings: list[Finding] = []
+        sql_by_rev: dict[str, str] = {}
+        if pending and (want_sql or (lint and direction == "upgrade")):
+            goal = outcome.to_revision or "base"
+            answer = self.alembic.call([{"op": "sql", "direction": direction,
+                                         "start": start, "target": goal}])["sql"]
+            if "error" in answer:
+                outcome.warnings.append(
+                    "the offline SQL (--sql) of the pending revisions could not be"
+                    f" generated, so it was not linted: {answer['error']['message']}")
+            else:
+                sql_by_rev = split_offline_sql(answer["text"])
+        if want_sql:
+            outcome.sql = [{"revision": rev, "sql": sql_by_rev.get(rev, "")}
+                           for rev in pending]
+        if lint and direction == "upgrade":
+            for rev in pending:
+                info = script.get(rev)
+                findings += lint_revision(rev, info.get("path"), sql_by_rev.get(rev),
+                                          info["has_downgrade"], policy)
+            outcome.lint = [f.to_dict() for f in findings]
+        return outcome, start, findings
+
+    def migrate(self, direction: str, target: str, check_mode: bool, want_sql: bool,
+                lint: bool, policy: dict[str, str], compensate: bool = True) -> Outcome:
+        outcome, start, findings = self.plan(direction, target, want_sql, lint, policy)
+        failing = [f for f in findings if f.policy == "fail"]
+        if failing:
+            raise LintFailedError(
+                f"the migration lint stopped the {direction} before anything ran: "
+                + "; ".join(f"{f.rule} in revision {f.revision}" for f in failing)
+                + " (see lint; set lint_policy to warn to accept them)", outcome=outcome)
+        if check_mode or not outcome.pending:
+            return outcome
+        goal = outcome.pending[-1] if direction == "upgrade" else (outcome.to_revision or
+                                                                   "base")
+        try:
+            self.alembic.call([{"op": "run", "direction": direction, "target": goal}])
+        except AlembicError as exc:
+            self._after_failure(direction, start, outcome, exc, compensate)
+        now = _single(self.current(), "checking the result")
+        if now != outcome.to_revision:
+            raise MigrationFailedError(
+                f"Alembic reported success, but the database is at revision {now}, not"
+                f" {outcome.to_revision}", outcome=outcome, current=now)
+        outcome.current = now
+        outcome.revisions = list(outcome.pending)
+        return outcome
+
+    def _after_failure(self, direction: str, start: str | None, outcome: Outcome,
+                       error: AlembicError, compensate: bool) -> None:
+        """The run failed: bring the database back to ``start`` and raise."""
+        failed = error.details.get("running")
+        where = f" in revision {failed}" if failed else ""
+        script = self.script()
+        if failed:
+            where += f" ({script.get(failed).get('path')})"
+        base_msg = f"{direction} to {outcome.to_revision or 'base'} failed{where}: {error}"
+        details = {"outcome": outcome, "failed_revision": failed, "error": str(error),
+                   "statement": error.details.get("statement")}
+        reached = _single(self.current(), "compensation")
+        outcome.current = reached
+        applied = self._between(start, reached, outcome.pending, direction)
+        outcome.revisions = applied
+        if reached == start:
+            raise MigrationFailedError(
+                f"{base_msg}; the database is still at revision {start or 'base'}"
+                " (nothing was committed)", **details)
+        if direction != "upgrade" or not compensate:
+            raise MigrationFailedError(
+                f"{base_msg}; the database is now at revision {reached} ("
+                f"{', '.join(applied) or 'no revision'} applied)", **details)
+        blocked = [script.get(rev) for rev in applied
+                   if not script.get(rev)["has_downgrade"]]
+        if blocked:
+            rev = blocked[-1]
+            raise MigrationFailedError(
+                f"{base_msg}; the database is now at revision {reached} and cannot be"
+                f" brought back to {start or 'base'}: revision {rev['revision']}"
+                f" ({rev['path']}) has no downgrade step. Restore the backup taken before"
+                " the release, or fix the failing revision and upgrade again", **details)
+        try:
+            self.alembic.call([{"op": "run", "direction": "downgrade",
+                                "target": start or "base"}])
+            now = _single(self.current(), "compensation")
+        except (AlembicError, PgError) as exc:
+            now = self._current_or_unknown()
+            outcome.current = now
+            raise MigrationFailedError(
+                f"{base_msg}; undoing the {len(applied)} revision(s) applied before it also"
+                f" failed ({exc}): the database is at revision {now}", **details) from None
+        outcome.current = now
+        if now != start:
+            raise MigrationFailedError(
+                f"{base_msg}; after undoing the revisions applied before it the database is at"
+                f" revision {now}, not {start or 'base'}", **details)
+        outcome.compensated = True
+        outcome.revisions = []
+        raise MigrationFailedError(
+            f"{base_msg}; the {len(applied)} revision(s) applied before it"
+            f" ({', '.join(applied)}) were downgraded again: the database is back at revision"
+            f" {start or 'base'}", **details)
+
+    def _current_or_unknown(self) -> str:
+        try:
+            return _single(self.current(), "reporting") or "base"
+        except PgError as exc:
+            return f"unknown (reading it failed: {exc})"
+
+    @staticmethod
+    def _between(start: str | None, reached: str | None, pending: list[str],
+                 direction: str) -> list[str]:
+        """The pending revisions that were applied to get from ``start`` to ``reached``."""
+        if reached == start:
+            return []
+        if direction == "upgrade":
+            return pending[:pending.index(reached) + 1] if reached in pending else []
+        # Downgrade steps are named by the revision they remove.
+        applied = []
+        for rev in pending:
+            if rev == reached:
+                break
+            applied.append(rev)
+        return applied
