@@ -35,11 +35,8 @@ try:
     import psycopg2
 
     _DB_ERRORS: tuple[type[Exception], ...] = (psycopg2.Error,)
-    _LOST: tuple[type[Exception], ...] = (psycopg2.OperationalError,
-                                          psycopg2.InterfaceError)
 except ImportError:  # pragma: no cover - conn.connect() reports the missing library
     _DB_ERRORS = ()
-    _LOST = ()
 
 CHECK_IDS = ("tls", "connections", "fk_indexes", "slow_statements", "passwords")
 STATUSES = ("pass", "warn", "fail", "skip")
@@ -123,6 +120,10 @@ class Db:
     def one(self, query: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
         rows = self.all(query, params)
         return rows[0] if rows else ()
+
+    def lost(self) -> bool:
+        """Whether the connection is gone (after an error: the server, not the statement)."""
+        return bool(getattr(self.conn, "closed", 0))
 
     def sslmode(self) -> str | None:
         """The sslmode libpq used (the configured one, else its default or PGSSLMODE)."""
@@ -289,7 +290,7 @@ def check_fk_indexes(db: Db, params: ConnParams, settings: Settings) -> CheckRes
 
 def _index_name(table: str, columns: Sequence[str]) -> str:
     name = "_".join(["ix", table, *columns])
-    name = re.sub(r"\W+", "_", name.lower()).strip("_")
+    name = re.sub(r"[\W_]+", "_", name.lower()).strip("_")
     # PostgreSQL truncates identifiers to 63 bytes; keep the name meaningful instead.
     return name.encode()[:63].decode(errors="ignore")
 
@@ -401,9 +402,9 @@ def check_slow_statements(db: Db, params: ConnParams, settings: Settings) -> Che
     schema, version, preload = found
     try:
         rows = db.all(statements_query(schema, version, settings.slow_statements_count))
-    except _LOST:
-        raise
     except _DB_ERRORS as exc:
+        if db.lost():
+            raise
         # Installed, but the library is not loaded (or the view is not readable).
         return judge_slow_statements(schema, version, preload, [], settings,
                                      error=_first_line(str(exc)))
@@ -506,8 +507,7 @@ def configured_password_findings(password: str | None, user: str | None,
     lowered = password.strip().lower()
     defaults = DEFAULT_PASSWORDS | ({user.lower()} if user else set())
     if lowered in defaults:
-        return ("fail", "the configured password is a well-known default (postgres, password,"
-                        " changeme, admin, secret or the user name)")
+        return "fail", "the configured password is a well-known default or the user name"
     if placeholder_reasons(password):
         return ("fail", "the configured password "
                         + "; it ".join(placeholder_reasons(password)))
@@ -586,9 +586,9 @@ def run_checks(db: Db, params: ConnParams, settings: Settings,
             continue
         try:
             results.append(CHECKS[check_id](db, params, settings))
-        except _LOST as exc:
-            raise connect_error(str(exc), params) from None
         except _DB_ERRORS as exc:
+            if db.lost():
+                raise connect_error(str(exc), params) from None
             error = scrub(_first_line(str(exc)), params)
             results.append(CheckResult(check_id, "fail", f"the check could not run: {error}",
                                        "grant the connecting role read access to the"
