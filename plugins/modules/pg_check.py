@@ -174,13 +174,15 @@ summary:
   returned: when the database could be reached
   type: dict
   sample: {"pass": 3, "warn": 1, "fail": 1, "skip": 0}
-failed:
-  description: Ids of the checks that failed.
+failed_checks:
+  description:
+    - Ids of the checks that failed. (Not C(failed), which Ansible reserves for the task's
+      own outcome.)
   returned: when the database could be reached
   type: list
   elements: str
   sample: [tls]
-warned:
+warned_checks:
   description: Ids of the checks that warned.
   returned: when the database could be reached
   type: list
@@ -250,7 +252,7 @@ def run(module: Any, params: ConnParams, result: dict[str, Any]) -> None:
         conn.close()
     verdict = summarize(results, options["fail_on"])
     result.update(checks=[r.as_dict() for r in results], summary=verdict["summary"],
-                  failed=verdict["failed"], warned=verdict["warned"])
+                  failed_checks=verdict["failed"], warned_checks=verdict["warned"])
     result["_fails"] = verdict["fails"]
 
 
@@ -278,11 +280,11 @@ def main() -> None:
         module.fail_json(msg=f"Cannot check {target}: {exc}", **result)
     fails = result.pop("_fails")
     by_id = {c["id"]: c for c in result["checks"]}
-    for check_id in result["warned"]:
+    for check_id in result["warned_checks"]:
         module.warn(f"pg_check {check_id}: {by_id[check_id]['message']}")
     if fails:
-        bad = result["failed"] + (result["warned"] if module.params["fail_on"] == "warn"
-                                  else [])
+        bad = result["failed_checks"] + (result["warned_checks"]
+                                         if module.params["fail_on"] == "warn" else [])
         detail = "; ".join(f"{i} ({by_id[i]['message']})" for i in bad)
         module.fail_json(msg=f"Database checks of {target} failed: {detail}", **result)
     module.exit_json(**result)
