@@ -18,7 +18,7 @@ description:
     protocol version and cipher) and the configured C(sslmode) is at least V(require);
     V(disable), V(allow) and V(prefer) fail, since they fall back to plain text silently.
   - V(connections) - the connections in use against C(max_connections) minus the reserved
-    ones (and the database's and role's connection limits): the app's pool demand,
+    ones (and the database's and role's connection limits) - the app's pool demand,
     (O(pool_size) + O(max_overflow)) x O(app_processes), must fit in what is free, and warns
     when it would bring usage above O(connection_usage_warn_percent).
   - V(fk_indexes) - foreign keys whose columns are not the leading columns of any valid,
@@ -35,8 +35,8 @@ description:
     entropy. When the connecting role may read C(pg_authid) (a superuser), also warns about
     login roles without a password or with an MD5 hash (naming the roles). No password or
     hash is ever returned.
-  - The checks community.postgresql's M(community.postgresql.postgresql_info) leaves to the
-    reader - it returns settings and objects, not judgements with a remediation.
+  - Why not M(community.postgresql.postgresql_info) - it returns settings and objects for
+    the reader to judge; this module judges them and says what to do about each finding.
 options:
   checks:
     description: The checks to run, in any order. Default all of them.
