@@ -90,6 +90,10 @@ attributes:
     details: The module only reads; check mode runs the same code.
   diff_mode:
     support: none
+  idempotent:
+    description: Running it again with the same parameters changes nothing further.
+    support: full
+    details: Read-only; it never changes the database.
   platform:
     platforms: all
 notes:
