@@ -142,6 +142,7 @@ attributes:
     support: full
     details: The ids of the complete backups in O(dest) before and after.
   idempotent:
+    description: Whether a second run with the same options changes nothing.
     support: partial
     details:
       - Idempotent with O(backup_id) - an existing, intact backup with that id is not made
