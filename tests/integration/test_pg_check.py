@@ -79,7 +79,7 @@ def state(lab_env: dict[str, str], name: str) -> tuple[Any, Any]:
 
 
 def test_app_database_current_state(lab_env):
-    rc, result, _ = check(lab_env, {"url": lab_env["DATABASE_URL"]})
+    rc, result, _proc = check(lab_env, {"url": lab_env["DATABASE_URL"]})
     checks = by_id(result)
     assert list(checks) == ["tls", "connections", "fk_indexes", "slow_statements",
                             "passwords"]
@@ -117,7 +117,7 @@ def test_app_database_current_state(lab_env):
 
 
 def test_app_database_as_superuser_checks_the_login_roles(lab_env):
-    rc, result, _ = check(lab_env, {"url": lab_env["LAB_PG_ADMIN_URL"], "database": "app",
+    rc, result, _proc = check(lab_env, {"url": lab_env["LAB_PG_ADMIN_URL"], "database": "app",
                                     "checks": ["passwords", "slow_statements"]})
     checks = by_id(result)
     assert list(checks) == ["slow_statements", "passwords"]
@@ -134,7 +134,7 @@ def test_app_database_as_superuser_checks_the_login_roles(lab_env):
 def test_tls_fails_on_a_plain_connection_and_passes_on_verify_full(lab_env, scratch):
     url = db_url(lab_env, scratch)
     # The lab's pg_hba.conf also has a plain `host` line for 127.0.0.1: a real finding.
-    rc, result, _ = check(lab_env, {"url": url, "ssl_mode": "disable"})
+    rc, result, _proc = check(lab_env, {"url": url, "ssl_mode": "disable"})
     tls = by_id(result)["tls"]
     assert rc != 0
     assert result["failed_checks"] == ["tls"]
@@ -149,22 +149,22 @@ def test_tls_fails_on_a_plain_connection_and_passes_on_verify_full(lab_env, scra
     assert [c["id"] for c in result["checks"]] == ["tls", "connections", "fk_indexes",
                                                    "slow_statements", "passwords"]
 
-    rc, result, _ = check(lab_env, {"url": url, "ssl_mode": "disable", "fail_on": "never"})
+    rc, result, _proc = check(lab_env, {"url": url, "ssl_mode": "disable", "fail_on": "never"})
     assert rc == 0
     assert result["failed_checks"] == ["tls"]
 
-    rc, result, _ = check(lab_env, {"url": url, "ssl_mode": "prefer", "checks": ["tls"]})
+    rc, result, _proc = check(lab_env, {"url": url, "ssl_mode": "prefer", "checks": ["tls"]})
     tls = by_id(result)["tls"]
     assert rc != 0
     assert (tls["status"], tls["data"]["ssl"]) == ("fail", True)
     assert "sslmode=prefer would fall back" in tls["message"]
 
-    rc, result, _ = check(lab_env, {"url": url, "ssl_mode": "require", "checks": ["tls"]})
+    rc, result, _proc = check(lab_env, {"url": url, "ssl_mode": "require", "checks": ["tls"]})
     assert rc == 0
     assert by_id(result)["tls"]["status"] == "pass"
     assert "does not check the server's host name" in by_id(result)["tls"]["message"]
 
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["tls"]})
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["tls"]})
     assert rc == 0
     assert by_id(result)["tls"]["message"].endswith("sslmode=verify-full")
 
@@ -174,13 +174,13 @@ def test_tls_fails_on_a_plain_connection_and_passes_on_verify_full(lab_env, scra
 
 def test_pool_that_does_not_fit_fails(lab_env, scratch):
     url = db_url(lab_env, scratch)
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["connections"]})
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["connections"]})
     assert rc == 0
     data = by_id(result)["connections"]["data"]
     assert by_id(result)["connections"]["status"] == "pass"
 
     # (5 + 10) x 20 = 300 connections against max_connections 100.
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["connections"],
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["connections"],
                                     "app_processes": 20})
     connections = by_id(result)["connections"]
     assert rc != 0
@@ -191,14 +191,14 @@ def test_pool_that_does_not_fit_fails(lab_env, scratch):
     assert "PgBouncer" in connections["remediation"]
 
     # Fits, but above the threshold.
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["connections"], "pool_size": 2,
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["connections"], "pool_size": 2,
                                     "max_overflow": 1, "connection_usage_warn_percent": 1})
     connections = by_id(result)["connections"]
     assert rc == 0
     assert connections["status"] == "warn"
     assert result["warned_checks"] == ["connections"]
     assert "above the 1% threshold" in connections["message"]
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["connections"], "pool_size": 2,
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["connections"], "pool_size": 2,
                                     "max_overflow": 1, "connection_usage_warn_percent": 1,
                                     "fail_on": "warn"})
     assert rc != 0
@@ -215,7 +215,7 @@ def test_database_connection_limit_is_the_binding_limit(lab_env, scratch):
                 sql.Identifier(scratch)))
     finally:
         admin.close()
-    rc, result, _ = check(lab_env, {"url": db_url(lab_env, scratch),
+    rc, result, _proc = check(lab_env, {"url": db_url(lab_env, scratch),
                                     "checks": ["connections"]})
     connections = by_id(result)["connections"]
     assert rc != 0
@@ -244,7 +244,7 @@ def test_foreign_key_without_index_warns_and_the_suggestion_fixes_it(lab_env, sc
         conn.close()
     before = state(lab_env, scratch)
 
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["fk_indexes"]}, "--check")
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["fk_indexes"]}, "--check")
     fk = by_id(result)["fk_indexes"]
     assert rc == 0
     assert result["changed"] is False
@@ -260,7 +260,7 @@ def test_foreign_key_without_index_warns_and_the_suggestion_fixes_it(lab_env, sc
     assert 'public.Order Items.Order Items_Customer Id_fkey (Customer Id)' in fk["message"]
     assert state(lab_env, scratch) == before
 
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["fk_indexes"], "fail_on": "warn"})
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["fk_indexes"], "fail_on": "warn"})
     assert rc != 0
     assert "fk_indexes (1 of 1 foreign keys have no index" in result["msg"]
 
@@ -270,7 +270,7 @@ def test_foreign_key_without_index_warns_and_the_suggestion_fixes_it(lab_env, sc
             cur.execute(missing["suggestion"])
     finally:
         conn.close()
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["fk_indexes"], "fail_on": "warn"})
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["fk_indexes"], "fail_on": "warn"})
     fk = by_id(result)["fk_indexes"]
     assert rc == 0
     assert fk["status"] == "pass"
@@ -282,7 +282,7 @@ def test_foreign_key_without_index_warns_and_the_suggestion_fixes_it(lab_env, sc
 
 def test_slow_statements_skip_warn_and_pass(lab_env, scratch):
     url = db_url(lab_env, scratch)
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["slow_statements"]})
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["slow_statements"]})
     slow = by_id(result)["slow_statements"]
     assert rc == 0
     assert slow["status"] == "skip"
@@ -290,7 +290,7 @@ def test_slow_statements_skip_warn_and_pass(lab_env, scratch):
     assert "CREATE EXTENSION pg_stat_statements" in slow["remediation"]
     # The app role may not read shared_preload_libraries: it says so.
     assert slow["data"] == {"installed": False, "preloaded": None}
-    rc, result, _ = check(lab_env, {"url": db_url(lab_env, scratch, admin=True),
+    rc, result, _proc = check(lab_env, {"url": db_url(lab_env, scratch, admin=True),
                                     "checks": ["slow_statements"]})
     assert by_id(result)["slow_statements"]["data"] == {"installed": False, "preloaded": True}
 
@@ -304,13 +304,13 @@ def test_slow_statements_skip_warn_and_pass(lab_env, scratch):
     conn = connect(url)
     try:
         with conn.cursor() as cur:
-            for _ in range(3):
+            for _round in range(3):
                 cur.execute("SELECT pg_sleep(0.2)")
             cur.execute("SELECT 1")
     finally:
         conn.close()
 
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["slow_statements"],
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["slow_statements"],
                                     "slow_statement_ms": 150, "slow_statements_count": 3})
     slow = by_id(result)["slow_statements"]
     assert rc == 0
@@ -323,7 +323,7 @@ def test_slow_statements_skip_warn_and_pass(lab_env, scratch):
     assert top["max_ms"] >= top["mean_ms"]
     assert slow["message"].startswith("1 of the 3 slowest statements take more than 150 ms")
 
-    rc, result, _ = check(lab_env, {"url": url, "checks": ["slow_statements"],
+    rc, result, _proc = check(lab_env, {"url": url, "checks": ["slow_statements"],
                                     "slow_statement_ms": 5000})
     slow = by_id(result)["slow_statements"]
     assert rc == 0
@@ -388,8 +388,8 @@ def test_check_mode_gives_the_same_result_and_nothing_changes(lab_env, scratch):
     finally:
         conn.close()
     before = state(lab_env, scratch)
-    rc_check, checked, _ = check(lab_env, {"url": url}, "--check", "--diff")
-    rc_run, ran, _ = check(lab_env, {"url": url})
+    rc_check, checked, _proc = check(lab_env, {"url": url}, "--check", "--diff")
+    rc_run, ran, _proc = check(lab_env, {"url": url})
     assert rc_check == rc_run == 0
     assert checked["changed"] is ran["changed"] is False
     assert [(c["id"], c["status"]) for c in checked["checks"]] == \
@@ -433,7 +433,7 @@ def test_canary_password_of_a_working_role_never_shows(lab_env, scratch):
 
 
 def test_bad_options_fail_before_connecting(lab_env):
-    rc, result, _ = check(lab_env, {"url": lab_env["DATABASE_URL"], "pool_size": 0})
+    rc, result, _proc = check(lab_env, {"url": lab_env["DATABASE_URL"], "pool_size": 0})
     assert rc != 0
     assert result["msg"].endswith("option pool_size must be at least 1, got 0")
     assert result["queries"] == []

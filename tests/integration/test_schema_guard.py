@@ -87,8 +87,8 @@ def test_refapp_history_has_three_revisions_with_downgrades():
 
 def test_live_0003_target_0002_downgrades_then_nothing_to_do(lab_env, migrated):
     args = {"url": db_url(lab_env, migrated), "target_head": R2, "revisions": history()}
-    rc, checked, _ = guard(lab_env, args, "--check", "--diff")
-    rc2, result, _ = guard(lab_env, args)
+    rc, checked, _proc = guard(lab_env, args, "--check", "--diff")
+    rc2, result, _proc = guard(lab_env, args)
     assert rc == rc2 == 0
     assert checked["plan"] == result["plan"]
     assert result["changed"] is False
@@ -113,12 +113,12 @@ def test_live_0003_target_0002_downgrades_then_nothing_to_do(lab_env, migrated):
 
     # Carry the plan out with the refapp's Alembic; the guard then has nothing to do.
     alembic(lab_env, migrated, "downgrade", result["plan"]["to_revision"])
-    rc, result, _ = guard(lab_env, args)
+    rc, result, _proc = guard(lab_env, args)
     assert rc == 0
     assert (result["live_revision"], result["plan"]["action"]) == (R2, "none")
 
     # And rolling forward again to a release at 0003 is an upgrade, no downgrade.
-    rc, result, _ = guard(lab_env, {**args, "target_head": R3})
+    rc, result, _proc = guard(lab_env, {**args, "target_head": R3})
     assert rc == 0
     assert result["plan"]["action"] == "upgrade"
     assert result["plan"]["steps"] == [R3]
@@ -128,7 +128,7 @@ def test_live_0003_target_0002_downgrades_then_nothing_to_do(lab_env, migrated):
 def test_step_without_downgrade_restores_the_backup(lab_env, migrated):
     backup = {"backup_id": "app-2026-11-27T10-00-00Z", "alembic_revision": R2,
               "sha256": "ab" * 32, "path": "/var/backups/app-2026-11-27T10-00-00Z.dump"}
-    rc, result, _ = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
+    rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
                                     "revisions": without_downgrade(history(), R3),
                                     "backup": backup}, "--check")
     assert rc == 0
@@ -142,7 +142,7 @@ def test_step_without_downgrade_restores_the_backup(lab_env, migrated):
 
 
 def test_prefer_restore_with_a_matching_backup(lab_env, migrated):
-    rc, result, _ = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
+    rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
                                     "revisions": history(), "prefer": "restore",
                                     "backup": {"backup_id": "b2", "alembic_revision": R2}})
     assert rc == 0
@@ -156,7 +156,7 @@ def test_step_without_downgrade_and_no_usable_backup_is_blocked(lab_env, migrate
             "revisions": without_downgrade(history(), R3)}
     if backup:
         args["backup"] = backup
-    rc, result, _ = guard(lab_env, args)
+    rc, result, _proc = guard(lab_env, args)
     assert rc != 0
     assert result["plan"]["action"] == "blocked"
     have = "no backup was given" if backup is None else \
@@ -177,7 +177,7 @@ def test_multiple_heads_are_an_error_naming_them(lab_env):
                 cur.execute("INSERT INTO alembic_version VALUES ('0002a'), ('0002b')")
         finally:
             conn.close()
-        rc, result, _ = guard(lab_env, {"url": db_url(lab_env, name), "target_head": R2,
+        rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, name), "target_head": R2,
                                         "revisions": history()})
     assert rc != 0
     assert result["msg"] == (
@@ -189,7 +189,7 @@ def test_multiple_heads_are_an_error_naming_them(lab_env):
 
 def test_unmigrated_database_is_an_error(lab_env):
     with scratch_db(lab_env, "ck") as name:
-        rc, result, _ = guard(lab_env, {"url": db_url(lab_env, name), "target_head": R2,
+        rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, name), "target_head": R2,
                                         "revisions": history()})
     assert rc != 0
     assert "the version table alembic_version does not exist in the search path" \
@@ -198,7 +198,7 @@ def test_unmigrated_database_is_an_error(lab_env):
 
 def test_empty_version_table_is_base(lab_env, migrated):
     alembic(lab_env, migrated, "downgrade", "base")
-    rc, result, _ = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
+    rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
                                     "revisions": history()})
     assert rc == 0
     assert result["live_revision"] is None
@@ -207,7 +207,7 @@ def test_empty_version_table_is_base(lab_env, migrated):
 
 
 def test_live_revision_given_needs_no_database(lab_env):
-    rc, result, _ = guard(lab_env, {"live_revision": "0004_future", "target_head": R2,
+    rc, result, _proc = guard(lab_env, {"live_revision": "0004_future", "target_head": R2,
                                     "revisions": history()})
     assert rc != 0
     assert result["queries"] == []
@@ -216,7 +216,7 @@ def test_live_revision_given_needs_no_database(lab_env):
 
 
 def test_live_revision_and_url_are_exclusive(lab_env):
-    rc, result, _ = guard(lab_env, {"live_revision": R3, "url": lab_env["DATABASE_URL"],
+    rc, result, _proc = guard(lab_env, {"live_revision": R3, "url": lab_env["DATABASE_URL"],
                                     "target_head": R2, "revisions": history()})
     assert rc != 0
     assert "mutually exclusive: live_revision|url" in result["msg"]
