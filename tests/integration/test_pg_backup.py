@@ -98,7 +98,7 @@ def live_counts(lab_env: dict[str, str], db: str) -> dict[str, int]:
 
 
 def test_check_mode_then_backup_then_idempotent_rerun(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, "--check", "--diff", backup_id="b1")
+    rc, res, _proc = backup(lab_env, db, dest, "--check", "--diff", backup_id="b1")
     assert rc == 0, res
     assert res["changed"] is True
     assert res["plan"]["database"] == db
@@ -111,7 +111,7 @@ def test_check_mode_then_backup_then_idempotent_rerun(lab_env, db, dest):
     assert res["diff"]["before"] == "" and res["diff"]["after"] == "b1\n"
     assert not dest.exists(), "check mode created the backup directory"
 
-    rc, res, _ = backup(lab_env, db, dest, "--diff", backup_id="b1")
+    rc, res, _proc = backup(lab_env, db, dest, "--diff", backup_id="b1")
     assert rc == 0, res
     assert res["changed"] is True
     assert res["diff"]["after"] == "b1\n"
@@ -122,9 +122,9 @@ def test_check_mode_then_backup_then_idempotent_rerun(lab_env, db, dest):
     assert res["sha256"] == first_sha
     mtime = (dest / "b1.dump").stat().st_mtime_ns
 
-    rc, res, _ = backup(lab_env, db, dest, "--check", backup_id="b1")
+    rc, res, _proc = backup(lab_env, db, dest, "--check", backup_id="b1")
     assert rc == 0 and res["changed"] is False and res["commands"] == []
-    rc, res, _ = backup(lab_env, db, dest, backup_id="b1")
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="b1")
     assert rc == 0, res
     assert res["changed"] is False
     assert res["commands"] == []
@@ -194,7 +194,7 @@ def test_counts_and_archive_come_from_one_snapshot(lab_env, db, dest):
     thread.start()
     try:
         with writer.cursor() as cur:
-            for _ in range(600):
+            for _attempt in range(600):
                 cur.execute("SELECT count(*) FROM pg_locks l JOIN pg_database d"
                             " ON d.oid = l.database WHERE d.datname = %s AND NOT l.granted",
                             (db,))
@@ -209,7 +209,7 @@ def test_counts_and_archive_come_from_one_snapshot(lab_env, db, dest):
         blocker.close()
         thread.join(300)
         writer.close()
-    rc, res, _ = holder["out"]
+    rc, res, _proc = holder["out"]
     assert rc == 0, res
     assert res["manifest"]["tables"]["public.t1"] == T1_ROWS
     assert copy_rows(res["path"], "t1") == T1_ROWS
@@ -218,8 +218,8 @@ def test_counts_and_archive_come_from_one_snapshot(lab_env, db, dest):
 
 def test_every_run_without_backup_id_makes_a_new_backup(lab_env, db, dest):
     ids = []
-    for _ in range(2):
-        rc, res, _ = backup(lab_env, db, dest)
+    for _attempt in range(2):
+        rc, res, _proc = backup(lab_env, db, dest)
         assert rc == 0, res
         assert res["changed"] is True
         ids.append(res["backup_id"])
@@ -228,7 +228,7 @@ def test_every_run_without_backup_id_makes_a_new_backup(lab_env, db, dest):
 
 
 def test_test_restore_compares_counts_and_drops_the_scratch_database(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, admin=True, backup_id="tr", test_restore=True)
+    rc, res, _proc = backup(lab_env, db, dest, admin=True, backup_id="tr", test_restore=True)
     assert rc == 0, res
     restored = res["manifest"]["verification"]["test_restore"]
     assert restored["ok"] is True
@@ -240,7 +240,7 @@ def test_test_restore_compares_counts_and_drops_the_scratch_database(lab_env, db
 
 
 def test_test_restore_needs_createdb(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, backup_id="tr", test_restore=True)
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="tr", test_restore=True)
     assert rc != 0
     assert "test_restore needs the CREATEDB privilege" in res["msg"]
     assert res["msg"].startswith(f"Failed to back up database {db} on ")
@@ -248,7 +248,7 @@ def test_test_restore_needs_createdb(lab_env, db, dest):
 
 
 def test_directory_format_with_two_jobs(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, admin=True, format="directory", jobs=2,
+    rc, res, _proc = backup(lab_env, db, dest, admin=True, format="directory", jobs=2,
                         compression_level=1, backup_id="d2", test_restore=True)
     assert rc == 0, res
     assert entries(dest) == ["d2.dir", "d2.manifest.json"]
@@ -270,7 +270,7 @@ def test_directory_format_with_two_jobs(lab_env, db, dest):
 
 @pytest.mark.parametrize("mode", [(), ("--check",)])
 def test_unsupported_compression_is_refused_before_anything_runs(lab_env, db, dest, mode):
-    rc, res, _ = backup(lab_env, db, dest, *mode, compression="lz4")
+    rc, res, _proc = backup(lab_env, db, dest, *mode, compression="lz4")
     assert rc != 0
     assert "pg_dump 15." in res["msg"]
     assert "does not support lz4 compression" in res["msg"]
@@ -280,7 +280,7 @@ def test_unsupported_compression_is_refused_before_anything_runs(lab_env, db, de
 
 
 def test_no_compression(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, compression="none", backup_id="plain")
+    rc, res, _proc = backup(lab_env, db, dest, compression="none", backup_id="plain")
     assert rc == 0, res
     assert res["manifest"]["compression"] == {"method": "none", "level": None}
     assert "--compress=0" in res["manifest"]["command"]
@@ -297,7 +297,7 @@ def test_pg_dump_that_writes_an_error_and_exits_0_fails(lab_env, db, dest, tmp_p
                        'echo "pg_dump: error: query failed: injected fault" >&2\n'
                        "exit 0\n")
     wrapper.chmod(0o755)
-    rc, res, _ = backup(lab_env, db, dest, backup_id="bad", pg_dump_path=str(wrapper))
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="bad", pg_dump_path=str(wrapper))
     assert rc != 0
     assert "pg_dump wrote errors although it exited 0" in res["msg"]
     assert "injected fault" in res["msg"]
@@ -311,7 +311,7 @@ def test_failed_pg_dump_leaves_no_files(lab_env, db, dest, tmp_path):
                        '"' + PG_DUMP + '" "$@" | head -c 100\n'
                        'echo "pg_dump: error: injected crash" >&2\nexit 1\n')
     wrapper.chmod(0o755)
-    rc, res, _ = backup(lab_env, db, dest, format="custom", pg_dump_path=str(wrapper))
+    rc, res, _proc = backup(lab_env, db, dest, format="custom", pg_dump_path=str(wrapper))
     assert rc != 0
     assert "pg_dump exited with 1" in res["msg"] and "injected crash" in res["msg"]
     assert entries(dest) == []
@@ -322,23 +322,23 @@ def test_stale_partials_of_a_crashed_run_are_removed(lab_env, db, dest):
     (dest / ".old.dump.partial").write_bytes(b"PGDMP half")
     (dest / ".old2.dir.partial").mkdir()
     (dest / ".old2.dir.partial" / "toc.dat").write_bytes(b"x")
-    rc, res, _ = backup(lab_env, db, dest, "--check", backup_id="s1")
+    rc, res, _proc = backup(lab_env, db, dest, "--check", backup_id="s1")
     assert res["stale_removed"] == [".old.dump.partial", ".old2.dir.partial"]
     assert (dest / ".old.dump.partial").exists()
-    rc, res, _ = backup(lab_env, db, dest, backup_id="s1")
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="s1")
     assert rc == 0, res
     assert res["stale_removed"] == [".old.dump.partial", ".old2.dir.partial"]
     assert entries(dest) == ["s1.dump", "s1.manifest.json"]
 
 
 def test_existing_but_corrupt_backup_id_fails_and_names_it(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, backup_id="c1")
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="c1")
     assert rc == 0, res
     path = dest / "c1.dump"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    rc, res, _ = backup(lab_env, db, dest, backup_id="c1")
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="c1")
     assert rc != 0
     assert "backup c1 already exists" in res["msg"]
     assert "sha256 mismatch" in res["msg"]
@@ -355,39 +355,39 @@ def age_manifest(dest: Path, backup_id: str, days: float) -> None:
 
 def test_retention_by_count(lab_env, db, dest):
     for i, days in enumerate((4, 3, 2)):
-        rc, res, _ = backup(lab_env, db, dest, backup_id=f"k{i}")
+        rc, res, _proc = backup(lab_env, db, dest, backup_id=f"k{i}")
         assert rc == 0, res
         age_manifest(dest, f"k{i}", days)
     # Another database's backup in the same directory never counts.
     (dest / "zz.manifest.json").write_text(json.dumps({
         "manifest_version": 1, "backup_id": "zz", "database": "other", "archive": "zz.dump",
         "finished_at": "2020-01-01T00:00:00.000Z", "verified": True, "sha256": "0"}))
-    rc, res, _ = backup(lab_env, db, dest, "--check", "--diff", backup_id="k3",
+    rc, res, _proc = backup(lab_env, db, dest, "--check", "--diff", backup_id="k3",
                         retention_count=2)
     assert rc == 0, res
     assert res["deleted"] == ["k0", "k1"]
     assert res["diff"]["before"] == "k0\nk1\nk2\n" and res["diff"]["after"] == "k2\nk3\n"
     assert "k0.dump" in entries(dest)
-    rc, res, _ = backup(lab_env, db, dest, backup_id="k3", retention_count=2)
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="k3", retention_count=2)
     assert rc == 0, res
     assert res["deleted"] == ["k0", "k1"]
     assert entries(dest) == ["k2.dump", "k2.manifest.json", "k3.dump", "k3.manifest.json",
                              "zz.manifest.json"]
-    rc, res, _ = backup(lab_env, db, dest, backup_id="k3", retention_count=2)
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="k3", retention_count=2)
     assert rc == 0 and res["changed"] is False and res["deleted"] == []
 
 
 def test_retention_by_age_keeps_the_newest_verified(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, backup_id="v-old")
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="v-old")
     assert rc == 0 and res["verified"] is True
     age_manifest(dest, "v-old", 10)
-    rc, res, _ = backup(lab_env, db, dest, backup_id="u-mid", verify=False)
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="u-mid", verify=False)
     assert rc == 0 and res["verified"] is False
     age_manifest(dest, "u-mid", 5)
-    rc, res, _ = backup(lab_env, db, dest, "--check", backup_id="u-new", verify=False,
+    rc, res, _proc = backup(lab_env, db, dest, "--check", backup_id="u-new", verify=False,
                         retention_max_age="1d")
     assert rc == 0 and res["deleted"] == ["u-mid"]
-    rc, res, _ = backup(lab_env, db, dest, backup_id="u-new", verify=False,
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="u-new", verify=False,
                         retention_max_age="1d", retention_count=1)
     assert rc == 0, res
     # u-mid is too old and beyond the newest one; v-old is older still but the newest
@@ -399,7 +399,7 @@ def test_retention_by_age_keeps_the_newest_verified(lab_env, db, dest):
 
 
 def test_bad_retention_age_is_refused_before_anything_runs(lab_env, db, dest):
-    rc, res, _ = backup(lab_env, db, dest, retention_max_age="7 days")
+    rc, res, _proc = backup(lab_env, db, dest, retention_max_age="7 days")
     assert rc != 0 and "cannot read the age '7 days'" in res["msg"]
     assert not dest.exists()
 
