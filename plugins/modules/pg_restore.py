@@ -106,6 +106,7 @@ attributes:
     details: Before - the target's tables with row counts, Alembic revision and restore marker;
       after - the manifest's.
   idempotent:
+    description: Whether a second run with the same options changes nothing.
     support: full
     details: A target that holds the backup (marker, tables, row counts, Alembic revision) is
       left alone.

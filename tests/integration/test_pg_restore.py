@@ -86,7 +86,7 @@ def test_check_then_restore_then_nothing_then_force(lab_env: dict[str, str],
     released = pgutil.fingerprint(target["db"])
     assert "public.audit" in released
 
-    rc, check, _ = run_module(lab_env, "pg_restore", args(target), "--check", "--diff")
+    rc, check, _proc = run_module(lab_env, "pg_restore", args(target), "--check", "--diff")
     assert rc == 0, check
     assert check["changed"] is True and check["restored"] is False
     assert check["safety_backup"] == {"taken": False, "dir": target["safety"]}
@@ -100,7 +100,7 @@ def test_check_then_restore_then_nothing_then_force(lab_env: dict[str, str],
     assert not os.path.exists(target["safety"])
     assert comment(target["db"]) is None
 
-    rc, first, _ = run_module(lab_env, "pg_restore", args(target))
+    rc, first, _proc = run_module(lab_env, "pg_restore", args(target))
     assert rc == 0, first
     assert first["changed"] is True and first["restored"] is True
     assert first["single_transaction"] is True
@@ -122,7 +122,7 @@ def test_check_then_restore_then_nothing_then_force(lab_env: dict[str, str],
     assert saved["tables"] == {k: v[0] for k, v in released.items()}
     assert saved["alembic_revision"] == "0003"
 
-    rc, again, _ = run_module(lab_env, "pg_restore", args(target), "--diff")
+    rc, again, _proc = run_module(lab_env, "pg_restore", args(target), "--diff")
     assert rc == 0, again
     assert again["changed"] is False and again["restored"] is False
     assert again["safety_backup"] is None
@@ -130,7 +130,7 @@ def test_check_then_restore_then_nothing_then_force(lab_env: dict[str, str],
     assert again["diff"]["before"]["tables"] == again["diff"]["after"]["tables"]
     assert again["diff"]["before"]["backup_id"] == again["diff"]["after"]["backup_id"]
 
-    rc, forced, _ = run_module(lab_env, "pg_restore", args(target, force=True))
+    rc, forced, _proc = run_module(lab_env, "pg_restore", args(target, force=True))
     assert rc == 0, forced
     assert forced["changed"] is True and forced["restored"] is True
     assert len(safety_backups(target)) == 2
@@ -139,11 +139,11 @@ def test_check_then_restore_then_nothing_then_force(lab_env: dict[str, str],
 
 def test_a_row_added_after_the_restore_makes_it_restore_again(lab_env: dict[str, str],
                                                               target: dict[str, Any]) -> None:
-    rc, first, _ = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
+    rc, first, _proc = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
     assert rc == 0 and first["changed"] is True, first
     with target["db"].cursor() as cur:
         cur.execute("INSERT INTO public.t VALUES (5000, 'late')")
-    rc, again, _ = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
+    rc, again, _proc = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
     assert rc == 0 and again["changed"] is True, again
     assert any("public.t has 1001 rows, the backup 1000" in c for c in again["checks"])
     assert pgutil.fingerprint(target["db"]) == target["original"]
@@ -177,7 +177,7 @@ def test_a_statement_failing_midway_leaves_the_target_unchanged(
     # id that is no integer, so the COPY fails after the schema and other data went in.
     tamper(target["backup"], b"1000\t123456789", b"10x0\t123456789")
     before = pgutil.fingerprint(target["db"])
-    rc, result, _ = run_module(lab_env, "pg_restore", args(target))
+    rc, result, _proc = run_module(lab_env, "pg_restore", args(target))
     assert rc != 0
     assert_unchanged_failure(
         result, target, before,
@@ -207,7 +207,7 @@ def test_pg_restore_failing_midway_leaves_the_target_unchanged(
     manifest["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
     archive.write_json_atomic(made["manifest_path"], manifest)
     before = pgutil.fingerprint(target["db"])
-    rc, result, _ = run_module(lab_env, "pg_restore", args(
+    rc, result, _proc = run_module(lab_env, "pg_restore", args(
         target, backup=made["manifest_path"], safety_backup=False))
     assert rc != 0
     assert_unchanged_failure(result, target, before, "pg_restore failed while reading the"
@@ -225,7 +225,7 @@ def test_a_schema_the_user_cannot_drop_fails_with_nothing_changed(
             cur.execute("GRANT USAGE ON SCHEMA locked TO app")
             cur.execute("GRANT SELECT ON locked.keep TO app")
         before = pgutil.fingerprint(target["db"])
-        rc, result, _ = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
+        rc, result, _proc = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
         assert rc != 0
         assert_unchanged_failure(result, target, before, "the prelude (drop the target's"
                                  " schemas)", "must be owner of schema locked",
@@ -244,7 +244,7 @@ def test_row_counts_unlike_the_manifest_roll_the_restore_back(
     manifest["tables"]["public.t"] = 1001
     archive.write_json_atomic(target["backup"]["manifest_path"], manifest)
     before = pgutil.fingerprint(target["db"])
-    rc, result, _ = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
+    rc, result, _proc = run_module(lab_env, "pg_restore", args(target, safety_backup=False))
     assert rc != 0
     assert_unchanged_failure(result, target, before, "the check against the manifest line",
                              "table public.t has 1000 rows after the restore, 1001 in the"
@@ -261,7 +261,7 @@ def test_parallel_restore_of_a_directory_backup(lab_env: dict[str, str], target:
     made = backup.create_backup(target["params"], backup.BackupSpec(
         dest=str(tmp_path / "dir"), format="directory", jobs=2))
     release(target["db"])
-    rc, result, _ = run_module(lab_env, "pg_restore", args(
+    rc, result, _proc = run_module(lab_env, "pg_restore", args(
         target, backup=made["manifest_path"], jobs=2))
     assert rc == 0, result
     assert result["changed"] is True and result["single_transaction"] is False
@@ -278,7 +278,7 @@ def test_parallel_restore_of_a_directory_backup(lab_env: dict[str, str], target:
 def test_connection_errors_change_nothing(lab_env: dict[str, str], target: dict[str, Any],
                                           change: dict[str, Any], fragments: list[str]) -> None:
     before = pgutil.fingerprint(target["db"])
-    rc, result, _ = run_module(lab_env, "pg_restore", args(target, **change))
+    rc, result, _proc = run_module(lab_env, "pg_restore", args(target, **change))
     assert rc != 0
     assert result["msg"].startswith(f"Failed to restore backup {target['backup']['backup_id']}"
                                     " into app@")
