@@ -386,16 +386,15 @@ def run(module: AnsibleModule, result: dict[str, Any], alembic: Alembic) -> None
     direction = "downgrade" if action == "downgrade" else "upgrade"
     target = params["target"] or "head"
     check = module.check_mode or action == "check"
-    outcome = Outcome()
     try:
         outcome = migrator.migrate(direction, target, check_mode=check, want_sql=check,
                                    lint=params["lint"] and direction == "upgrade",
                                    policy=policy, compensate=params["compensate"])
     except MigrateError as exc:
-        outcome = exc.details.get("outcome") or outcome
+        if exc.details.get("outcome") is not None:
+            _record(module, result, exc.details["outcome"], action)
         raise
-    finally:
-        _record(module, result, outcome, action)
+    _record(module, result, outcome, action)
     if action == "check":
         result["changed"] = False
 

@@ -52,6 +52,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._pg.sqllint impor
 # The script the application's Python runs. It imports only Alembic and the standard
 # library itself; env.py imports whatever the application needs.
 HELPER_SOURCE = r'''
+import functools
 import io
 import json
 import sys
@@ -91,9 +92,15 @@ def _steps(script, direction, target, heads):
 
 
 def steps(cfg, script, request, results):
-    heads = request["current"] if "current" in request else results["current"]
-    return [step.revision.revision
-            for step in _steps(script, request["direction"], request["target"], heads)]
+    # The revisions only, as _upgrade_revs / _downgrade_revs select them: building the
+    # steps would fail on a revision without a downgrade(), which the caller reports.
+    heads = tuple(request["current"] if "current" in request else results["current"])
+    if request["direction"] == "upgrade":
+        revs = reversed(list(script.iterate_revisions(request["target"], heads,
+                                                      implicit_base=True)))
+    else:
+        revs = script.iterate_revisions(heads, request["target"], select_for_downgrade=True)
+    return [rev.revision for rev in revs]
 
 
 def sql(cfg, script, request, results):
@@ -116,14 +123,13 @@ def run(cfg, script, request, results):
     def migrate(heads, context):
         planned = _steps(script, direction, target, heads)
         for step in planned:
-            module = step.revision.module
-            original = getattr(module, direction)
-
-            def tracked(*args, _original=original, _rev=step.revision.revision, **kwargs):
+            def tracked(*args, _original=step.migration_fn, _rev=step.revision.revision,
+                        **kwargs):
                 RUNNING["revision"] = _rev
                 return _original(*args, **kwargs)
 
-            setattr(module, direction, tracked)
+            # Alembic names the step after its function ("Running upgrade a -> b").
+            step.migration_fn = functools.wraps(step.migration_fn)(tracked)
         return planned
 
     with EnvironmentContext(cfg, script, fn=migrate, as_sql=False, starting_rev=None,

@@ -1,0 +1,445 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The alembic module against the lab's PostgreSQL, with copies of the reference app's
+migrations (plus revisions written by the tests)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible_run import ANSIBLE, ansible_env, run_module
+from pgutil import connect, db_url, schema_dump, scratch_db
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "tests" / "app"
+HEAD = "0003_backfill_email_domain"
+CHAIN = ["0001_initial", "0002_users_email_idx", HEAD]
+CANARY = "canary-Pw-7f3e91c2d4"
+
+
+@pytest.fixture
+def db(lab_env: dict[str, str]):
+    with scratch_db(lab_env, "mg") as name:
+        yield name
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A copy of the reference app's alembic.ini and migrations the test may add to."""
+    root = tmp_path / "app"
+    root.mkdir()
+    shutil.copy(APP / "alembic.ini", root / "alembic.ini")
+    shutil.copytree(APP / "migrations", root / "migrations",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def add_revision(app: Path, rev: str, down: str, upgrade: str,
+                 downgrade: str | None = "op.execute('SELECT 1')") -> Path:
+    """Write migrations/versions/<rev>.py; ``downgrade=None`` leaves the function out."""
+    body = "\n".join([
+        f'"""Test revision {rev}."""', "import sqlalchemy as sa", "from alembic import op", "",
+        f'revision = "{rev}"', f'down_revision = "{down}"', "branch_labels = None",
+        "depends_on = None", "", "", "def upgrade():",
+        textwrap.indent(textwrap.dedent(upgrade).strip(), "    "), ""])
+    if downgrade is not None:
+        body += "\n\ndef downgrade():\n" + textwrap.indent(
+            textwrap.dedent(downgrade).strip(), "    ") + "\n"
+    path = app / "migrations" / "versions" / f"{rev}.py"
+    path.write_text(body)
+    return path
+
+
+def alembic(lab_env: dict[str, str], app: Path, db: str | None, *flags: str, **args: Any
+            ) -> tuple[int, dict[str, Any], Any]:
+    module_args = {"config": str(app / "alembic.ini"), **args}
+    if db is not None:
+        module_args.setdefault("url", db_url(lab_env, db))
+    if "-vvvv" not in flags:
+        return run_module(lab_env, "alembic", module_args, *flags)
+    # run_module() reads stdout as JSON; at -vvvv ansible prints its banner first.
+    proc = subprocess.run([str(ANSIBLE), "localhost", "-m", "prodready.deploy.alembic",
+                           "-a", json.dumps(module_args), *flags], capture_output=True,
+                          text=True, env=ansible_env(lab_env), timeout=900, check=False)
+    start = proc.stdout.index("\n{\n") + 1
+    result = json.loads(proc.stdout[start:])["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return proc.returncode, result, proc
+
+
+def version(lab_env: dict[str, str], db: str, admin: bool = False) -> list[str] | None:
+    """alembic_version read independently; None when the table does not exist."""
+    conn = connect(db_url(lab_env, db, admin=admin))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute("SELECT version_num FROM alembic_version ORDER BY 1")
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def schema(lab_env: dict[str, str], db: str) -> list[tuple[Any, ...]]:
+    conn = connect(db_url(lab_env, db))
+    try:
+        return schema_dump(conn)
+    finally:
+        conn.close()
+
+
+def upgrade_to(lab_env: dict[str, str], app: Path, db: str, target: str = "head") -> None:
+    rc, result, proc = alembic(lab_env, app, db, target=target)
+    assert rc == 0, proc.stdout + proc.stderr
+    assert result["changed"] is True
+
+
+def test_upgrade_check_apply_again(lab_env, app, db):
+    empty = schema(lab_env, db)
+    rc, check, proc = alembic(lab_env, app, db, "--check", "--diff")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert check["changed"] is True
+    assert check["pending"] == CHAIN
+    assert [item["revision"] for item in check["sql"]] == CHAIN
+    assert "CREATE TABLE users" in check["sql"][0]["sql"]
+    assert "CREATE UNIQUE INDEX CONCURRENTLY users_email_idx" in check["sql"][1]["sql"]
+    assert "ADD COLUMN email_domain" in check["sql"][2]["sql"]
+    assert check["lint"] == []
+    assert check["from_revision"] is None and check["to_revision"] == HEAD
+    assert check["diff"] == {"before": "revision: base\n", "after": f"revision: {HEAD}\n"}
+    assert version(lab_env, db) is None, "check mode must not touch the database"
+    assert schema(lab_env, db) == empty
+
+    rc, first, proc = alembic(lab_env, app, db)
+    assert rc == 0, proc.stdout + proc.stderr
+    assert first["changed"] is True
+    assert first["revisions"] == CHAIN and first["pending"] == CHAIN
+    assert (first["from_revision"], first["to_revision"], first["current"]) == (None, HEAD, HEAD)
+    assert first["compensated"] is False
+    assert any(cmd.endswith(f"upgrade {HEAD}") for cmd in first["commands"])
+    assert any(f"Running upgrade 0002_users_email_idx -> {HEAD}" in line
+               for line in first["log"]), first["log"]
+
+    rc, again, proc = alembic(lab_env, app, db)
+    assert rc == 0, proc.stdout + proc.stderr
+    assert again["changed"] is False
+    assert again["pending"] == [] and again["revisions"] == []
+    assert again["from_revision"] == again["to_revision"] == HEAD
+    assert not any(" upgrade " in cmd for cmd in again["commands"])
+
+    assert version(lab_env, db) == [HEAD]
+    columns = {(row[2], row[3]) for row in schema(lab_env, db) if row[0] == "column"}
+    assert ("users", "email_domain") in columns
+
+
+def test_upgrade_to_a_target_then_current(lab_env, app, db):
+    upgrade_to(lab_env, app, db, "0001_initial")
+    assert version(lab_env, db) == ["0001_initial"]
+    rc, current, proc = alembic(lab_env, app, db, action="current")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert current["changed"] is False
+    assert current["current"] == "0001_initial"
+    assert current["pending"] == CHAIN[1:]
+    assert current["heads"] == [HEAD]
+
+
+def test_downgrade_check_apply_again(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    rc, check, proc = alembic(lab_env, app, db, "--check", action="downgrade",
+                              target="0001_initial")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert check["changed"] is True
+    assert check["pending"] == [HEAD, "0002_users_email_idx"]
+    assert "DROP COLUMN email_domain" in check["sql"][0]["sql"]
+    assert "DROP INDEX CONCURRENTLY IF EXISTS users_email_idx" in check["sql"][1]["sql"]
+    assert version(lab_env, db) == [HEAD]
+
+    rc, first, proc = alembic(lab_env, app, db, action="downgrade", target="0001_initial")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert first["changed"] is True
+    assert (first["from_revision"], first["to_revision"]) == (HEAD, "0001_initial")
+    assert first["revisions"] == [HEAD, "0002_users_email_idx"]
+
+    rc, again, proc = alembic(lab_env, app, db, action="downgrade", target="0001_initial")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert again["changed"] is False
+    assert version(lab_env, db) == ["0001_initial"]
+    indexes = {row[3] for row in schema(lab_env, db) if row[0] == "index"}
+    assert "users_email_idx" not in indexes
+
+
+def test_downgrade_to_base(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    rc, result, proc = alembic(lab_env, app, db, action="downgrade", target="base")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert result["to_revision"] is None and result["current"] is None
+    assert version(lab_env, db) == []
+    assert {row[2] for row in schema(lab_env, db) if row[0] != "constraint"} == {
+        "alembic_version"}
+
+
+@pytest.mark.parametrize("downgrade", [
+    None, "pass", '"""Irreversible."""', "...",
+    "raise NotImplementedError('data is gone')",
+])
+def test_downgrade_through_a_revision_without_one_is_refused(lab_env, app, db, downgrade):
+    path = add_revision(app, "0004_irreversible", HEAD,
+                        "op.add_column('users', sa.Column('flag', sa.Boolean()))", downgrade)
+    upgrade_to(lab_env, app, db)
+    before = schema(lab_env, db)
+    for flags in (("--check",), ()):
+        rc, result, proc = alembic(lab_env, app, db, *flags, action="downgrade",
+                                   target="0002_users_email_idx")
+        assert rc != 0, proc.stdout
+        assert "revision 0004_irreversible" in result["msg"]
+        assert str(path) in result["msg"]
+        assert "has no downgrade step" in result["msg"]
+        assert not any(" downgrade " in cmd and "--sql" not in cmd
+                       for cmd in result["commands"])
+    assert version(lab_env, db) == ["0004_irreversible"]
+    assert schema(lab_env, db) == before
+
+
+def failing_chain(app: Path, position: str) -> None:
+    """0004 ok (a table), 0005 adds a column then fails, 0006 ok - or the failure first."""
+    fail = """
+        op.add_column('users', sa.Column('nickname', sa.String(50)))
+        op.execute('SELECT 1 / 0')
+    """
+    if position == "first":
+        add_revision(app, "0004_fails", HEAD, fail)
+        add_revision(app, "0005_ok", "0004_fails",
+                     "op.create_table('t5', sa.Column('id', sa.Integer, primary_key=True))",
+                     "op.drop_table('t5')")
+        return
+    add_revision(app, "0004_ok", HEAD,
+                 "op.create_table('t4', sa.Column('id', sa.Integer, primary_key=True))",
+                 "op.drop_table('t4')")
+    add_revision(app, "0005_fails", "0004_ok", fail, "op.drop_column('users', 'nickname')")
+    add_revision(app, "0006_ok", "0005_fails",
+                 "op.create_table('t6', sa.Column('id', sa.Integer, primary_key=True))",
+                 "op.drop_table('t6')")
+
+
+@pytest.mark.parametrize("position", ["middle", "first"])
+def test_failure_in_revision_n_leaves_the_database_as_before(lab_env, app, db, position):
+    upgrade_to(lab_env, app, db)
+    failing_chain(app, position)
+    before = schema(lab_env, db)
+    rc, result, proc = alembic(lab_env, app, db)
+    assert rc != 0, proc.stdout
+    failed = "0005_fails" if position == "middle" else "0004_fails"
+    assert result["failed_revision"] == failed
+    assert "division by zero" in result["msg"]
+    assert f"in revision {failed}" in result["msg"]
+    assert result["from_revision"] == HEAD
+    assert result["current"] == HEAD
+    assert result["revisions"] == []
+    if position == "middle":
+        assert result["compensated"] is True
+        assert "downgraded again" in result["msg"]
+        assert any(cmd.endswith(f"downgrade {HEAD}") for cmd in result["commands"])
+    else:
+        assert result["compensated"] is False
+        assert "nothing was committed" in result["msg"]
+    assert version(lab_env, db) == [HEAD]
+    assert schema(lab_env, db) == before
+
+
+def test_failure_after_a_revision_without_downgrade_names_the_revision(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    add_revision(app, "0004_oneway", HEAD,
+                 "op.create_table('t4', sa.Column('id', sa.Integer, primary_key=True))",
+                 "pass")
+    add_revision(app, "0005_fails", "0004_oneway", "op.execute('SELECT 1 / 0')")
+    rc, check, proc = alembic(lab_env, app, db, "--check")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert [(f["rule"], f["revision"]) for f in check["lint"]] == [
+        ("no-downgrade", "0004_oneway")]
+    rc, result, proc = alembic(lab_env, app, db)
+    assert rc != 0
+    assert result["compensated"] is False
+    assert "the database is now at revision 0004_oneway" in result["msg"]
+    assert "revision 0004_oneway" in result["msg"] and "no downgrade step" in result["msg"]
+    assert version(lab_env, db) == ["0004_oneway"]
+
+
+def test_lock_timeout_stops_a_migration_waiting_for_a_lock(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    add_revision(app, "0004_alter_users", HEAD,
+                 "op.add_column('users', sa.Column('flag', sa.Boolean()))",
+                 "op.drop_column('users', 'flag')")
+    before = schema(lab_env, db)
+    holder = connect(db_url(lab_env, db))
+    holder.autocommit = False
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        rc, result, proc = alembic(lab_env, app, db, lock_timeout="1s")
+        elapsed = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert rc != 0, proc.stdout
+    assert "lock timeout" in result["msg"]
+    assert "lock_timeout=1s" in result["msg"]
+    assert result["failed_revision"] == "0004_alter_users"
+    assert elapsed < 30
+    assert version(lab_env, db) == [HEAD]
+    assert schema(lab_env, db) == before
+
+
+def test_statement_timeout_stops_a_long_statement(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    add_revision(app, "0004_slow", HEAD, "op.execute('SELECT pg_sleep(5)')")
+    rc, result, proc = alembic(lab_env, app, db, statement_timeout="500ms")
+    assert rc != 0, proc.stdout
+    assert "statement timeout" in result["msg"]
+    assert version(lab_env, db) == [HEAD]
+
+
+def write_risky_revision(app: Path) -> None:
+    add_revision(app, "0004_risky", HEAD, """
+        op.create_table('fresh', sa.Column('id', sa.Integer, primary_key=True),
+                        sa.Column('v', sa.Integer, nullable=False))
+        op.create_index('ix_fresh_v', 'fresh', ['v'])
+        op.create_index('ix_users_name', 'users', ['name'])
+        op.alter_column('users', 'name', type_=sa.Text())
+        op.drop_column('users', 'email_domain')
+    """, """
+        op.add_column('users', sa.Column('email_domain', sa.String(253)))
+        op.alter_column('users', 'name', type_=sa.String(200))
+        op.drop_index('ix_users_name', 'users')
+        op.drop_table('fresh')
+    """)
+
+
+def test_lint_reports_risky_operations(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    write_risky_revision(app)
+    rc, result, proc = alembic(lab_env, app, db, action="check")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert result["changed"] is False
+    assert result["pending"] == ["0004_risky"]
+    rules = [(f["rule"], f["policy"]) for f in result["lint"]]
+    assert rules == [("create-index-blocking", "warn"), ("alter-column-type", "warn"),
+                     ("drop-column", "warn")]
+    assert result["lint"][0]["statement"] == "CREATE INDEX ix_users_name ON users (name)"
+    assert result["lint"][0]["file"].endswith("0004_risky.py")
+    assert "migration lint: 3 finding(s)" in " ".join(result.get("warnings", []))
+    assert version(lab_env, db) == [HEAD]
+
+
+def test_lint_fail_policy_stops_before_anything_runs(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    write_risky_revision(app)
+    before = schema(lab_env, db)
+    rc, result, proc = alembic(lab_env, app, db, lint_policy={"drop-column": "fail",
+                                                              "alter-column-type": "ignore"})
+    assert rc != 0, proc.stdout
+    assert "drop-column in revision 0004_risky" in result["msg"]
+    assert [f["rule"] for f in result["lint"]] == ["create-index-blocking", "drop-column"]
+    assert not any(cmd.endswith("upgrade 0004_risky") for cmd in result["commands"])
+    assert version(lab_env, db) == [HEAD]
+    assert schema(lab_env, db) == before
+
+
+def test_multiple_heads_are_named(lab_env, app, db):
+    add_revision(app, "0004_left", HEAD, "op.execute('SELECT 1')")
+    add_revision(app, "0004_right", HEAD, "op.execute('SELECT 1')")
+    for action in ("upgrade", "check", "heads"):
+        rc, result, proc = alembic(lab_env, app, db, action=action)
+        assert rc != 0, proc.stdout
+        assert "2 heads (0004_left, 0004_right)" in result["msg"], action
+        assert result["heads"] == ["0004_left", "0004_right"]
+    assert version(lab_env, db) is None
+
+
+def test_history_lists_revisions_for_the_schema_guard(lab_env, app):
+    add_revision(app, "0004_irreversible", HEAD, "op.execute('SELECT 1')", "pass")
+    rc, result, proc = alembic(lab_env, app, None, action="history")
+    assert rc == 0, proc.stdout + proc.stderr
+    history = result["history"]
+    assert [h["revision"] for h in history] == [*CHAIN, "0004_irreversible"]
+    assert history[0]["down_revisions"] == [] and history[1]["down_revisions"] == [CHAIN[0]]
+    assert [h["has_downgrade"] for h in history] == [True, True, True, False]
+    assert [h["is_head"] for h in history] == [False, False, False, True]
+    assert history[0]["path"] == str(app / "migrations/versions/0001_initial.py")
+    assert history[0]["doc"] == "Create users and audit_log."
+    assert {"revision", "down_revisions", "has_downgrade", "is_head", "path",
+            "doc"} <= set(history[0])
+
+
+def test_unknown_target_is_named(lab_env, app, db):
+    rc, result, proc = alembic(lab_env, app, db, target="0099_nope")
+    assert rc != 0
+    assert "cannot upgrade to '0099_nope'" in result["msg"]
+    assert "0001_initial" in result["msg"]
+    assert version(lab_env, db) is None
+
+
+def test_missing_config_is_named(lab_env, app, db):
+    rc, result, proc = alembic(lab_env, app, db, config=str(app / "nope.ini"))
+    assert rc != 0
+    assert f"the Alembic config {app / 'nope.ini'} does not exist" in result["msg"]
+
+
+def with_password(url: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    userinfo, host = rest.split("@", 1)
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:{password}@{host}"
+
+
+def test_wrong_password_is_clear_and_never_shown(lab_env, app, db):
+    url = with_password(db_url(lab_env, db), CANARY)
+    rc, result, proc = alembic(lab_env, app, db, "-vvvv", url=url)
+    assert rc != 0
+    assert "password authentication failed" in result["msg"]
+    assert "check the password" in result["msg"]
+    assert CANARY not in proc.stdout + proc.stderr
+    assert version(lab_env, db) is None
+
+
+def test_canary_password_never_shows_in_a_failed_run(lab_env, app):
+    """The password of a working URL stays hidden even when env.py and a migration fail."""
+    admin = connect(lab_env["LAB_PG_ADMIN_URL"])
+    role = "mg_canary_role"
+    with admin.cursor() as cur:
+        cur.execute(f"DROP ROLE IF EXISTS {role}")
+        cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{CANARY}'")
+    try:
+        with scratch_db(lab_env, "mg", owner=role) as name:
+            add_revision(app, "0004_fails", HEAD, "op.execute('SELECT 1 / 0')")
+            url = with_password(db_url(lab_env, name), CANARY).replace(
+                f"{lab_env['LAB_PG_APP_USER']}:", f"{role}:", 1)
+            rc, result, proc = alembic(lab_env, app, None, "-vvvv", url=url)
+            assert rc != 0
+            assert "division by zero" in result["msg"]
+            assert result["compensated"] is True
+            assert CANARY not in proc.stdout + proc.stderr
+            assert version(lab_env, name, admin=True) == []
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()
+
+
+def test_missing_database_is_clear(lab_env, app):
+    rc, result, proc = alembic(lab_env, app, "mg_does_not_exist")
+    assert rc != 0
+    assert 'database "mg_does_not_exist" does not exist' in result["msg"]
+    assert "create the database" in result["msg"]
+
+
+def test_unreachable_server_is_clear(lab_env, app, db):
+    rc, result, proc = alembic(lab_env, app, db, login_port=1, connect_timeout=3)
+    assert rc != 0
+    assert "127.0.0.1:1/" in result["msg"]
+    assert "check host and port" in result["msg"]
