@@ -42,16 +42,16 @@ UNICODE = "aZ09 ßäöü éè ñ ø Ω ж 中文 日本語 한국어 🙂🚀 \t
 
 
 def random_text(rng: random.Random, longest: int = 40) -> str:
-    return "".join(rng.choice(UNICODE) for _ in range(rng.randint(0, longest)))
+    return "".join(rng.choice(UNICODE) for _n in range(rng.randint(0, longest)))
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:
     kind = rng.choice(["int", "str", "float", "bool", "null"] +
                       (["list", "dict"] if depth < 3 else []))
     if kind == "list":
-        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+        return [random_json(rng, depth + 1) for _n in range(rng.randint(0, 4))]
     if kind == "dict":
-        return {random_text(rng, 8): random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+        return {random_text(rng, 8): random_json(rng, depth + 1) for _n in range(rng.randint(0, 4))}
     return {"int": lambda: rng.randint(-10**12, 10**12), "str": lambda: random_text(rng),
             "float": lambda: round(rng.uniform(-1e6, 1e6), 4), "bool": lambda: rng.random() < .5,
             "null": lambda: None}[kind]()
@@ -100,13 +100,13 @@ def seed(db: Any, round_no: int) -> dict[str, Any]:
                      maybe(rng, rng.randint(-2**63, 2**63 - 1)),
                      maybe(rng, Decimal(rng.randint(-10**13, 10**13)) / 10**6),
                      maybe(rng, rng.uniform(-1e9, 1e9)), random_text(rng),
-                     maybe(rng, bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))),
+                     maybe(rng, bytes(rng.getrandbits(8) for _n in range(rng.randint(0, 64)))),
                      maybe(rng, Json(random_json(rng))),
                      maybe(rng, datetime(2020, 1, 1, tzinfo=UTC) +
                            timedelta(microseconds=rng.randint(0, 10**14))),
                      maybe(rng, (datetime(2000, 1, 1) + timedelta(days=rng.randint(0, 20000)))
                            .date()),
-                     maybe(rng, rng.random() < 0.5)) for _ in range(rng.randint(1, 200))]
+                     maybe(rng, rng.random() < 0.5)) for _n in range(rng.randint(1, 200))]
             execute_values(cur, sql.SQL(
                 "INSERT INTO {} (qty, big, price, ratio, title, payload, doc, created, day,"
                 " flag) VALUES %s").format(name).as_string(cur), rows)
