@@ -366,21 +366,19 @@ def run(module: AnsibleModule, result: dict[str, Any], alembic: Alembic) -> None
     params = module.params
     action = params["action"]
     migrator = Migrator(alembic)
-    script = migrator.script()
-    result["heads"] = sorted(script.heads)
-    if action == "history":
-        result["history"] = script.history()
-        return
-    if action == "heads":
-        script.single_head("the head")
+    if action in ("history", "heads"):
+        script = migrator.script()
+        result["heads"] = sorted(script.heads)
+        if action == "heads":
+            script.single_head("the head")
+        else:
+            result["history"] = script.history()
         return
     if action == "current":
-        migrator.preflight()
-        current = migrator.current()
-        result["current"] = ",".join(current) or None
-        if len(script.heads) == 1 and len(current) <= 1:
-            migrator.check_known(current)
-            result["pending"] = migrator.resolve("head", current, "upgrade")
+        # Multiple heads make "pending" ambiguous, not the current revision.
+        current, pending = migrator.state("upgrade", "heads")
+        result.update(current=",".join(current) or None, pending=pending,
+                      heads=sorted(migrator.script().heads))
         return
     policy = resolve_policy(params["lint_policy"])
     direction = "downgrade" if action == "downgrade" else "upgrade"
@@ -450,6 +448,8 @@ def main() -> None:
     except PgConnectError as exc:
         _fail(module, result, alembic, started, f"Failed to {what} ({exc})")
     except (MigrateError, PgError, LintPolicyError) as exc:
+        if isinstance(exc, MigrateError) and "heads" in exc.details:
+            result["heads"] = exc.details["heads"]
         _fail(module, result, alembic, started, f"Failed to {what}: {exc}")
     _finish(result, alembic, started)
     module.exit_json(**result)

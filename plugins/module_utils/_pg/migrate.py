@@ -94,13 +94,19 @@ def _steps(script, direction, target, heads):
 def steps(cfg, script, request, results):
     # The revisions only, as _upgrade_revs / _downgrade_revs select them: building the
     # steps would fail on a revision without a downgrade(), which the caller reports.
+    # An error is an answer, not a failure: the caller first checks what caused it
+    # (several heads, a database at an unknown revision) and words it.
     heads = tuple(request["current"] if "current" in request else results["current"])
-    if request["direction"] == "upgrade":
-        revs = reversed(list(script.iterate_revisions(request["target"], heads,
-                                                      implicit_base=True)))
-    else:
-        revs = script.iterate_revisions(heads, request["target"], select_for_downgrade=True)
-    return [rev.revision for rev in revs]
+    try:
+        if request["direction"] == "upgrade":
+            revs = reversed(list(script.iterate_revisions(request["target"], heads,
+                                                          implicit_base=True)))
+        else:
+            revs = script.iterate_revisions(heads, request["target"],
+                                            select_for_downgrade=True)
+        return {"revisions": [rev.revision for rev in revs]}
+    except Exception as exc:
+        return {"error": describe(exc)}
 
 
 def sql(cfg, script, request, results):
@@ -590,6 +596,26 @@ class Migrator:
     def current(self) -> list[str]:
         return self.alembic.call([{"op": "current"}], read_only=True)["current"]
 
+    def state(self, direction: str, target: str) -> tuple[list[str], list[str]]:
+        """(current revisions, pending revisions) in one read-only helper run, which also
+        reads the scripts; errors worded for the case that caused them."""
+        self.preflight()
+        results = self.alembic.call([{"op": "script"}, {"op": "current"},
+                                     {"op": "steps", "direction": direction,
+                                      "target": target}], read_only=True)
+        self._script = script = Script.from_helper(results["script"])
+        current = results["current"]
+        if direction == "upgrade" and target == "head":
+            script.single_head("upgrade to head")
+        self.check_known(current)
+        answer = results["steps"]
+        if "error" in answer:
+            known = [rev["revision"] for rev in script.revisions]
+            raise MigrateInputError(
+                f"cannot {direction} to {target!r} (Alembic: {answer['error']['message']});"
+                f" known revisions: {', '.join(known) or 'none'}, or head / base")
+        return current, answer["revisions"]
+
     def check_known(self, current: list[str]) -> None:
         script = self.script()
         known = {rev["revision"] for rev in script.revisions}
@@ -601,29 +627,13 @@ class Migrator:
                     " probably applied by a newer release: deploy that release's"
                     " migrations, or downgrade with them first", current=current)
 
-    def resolve(self, target: str, current: list[str], direction: str) -> list[str]:
-        script = self.script()
-        try:
-            return self.alembic.call([{"op": "steps", "direction": direction,
-                                       "target": target, "current": current}])["steps"]
-        except AlembicError as exc:
-            known = [rev["revision"] for rev in script.revisions]
-            raise MigrateInputError(
-                f"cannot {direction} to {target!r} ({exc}); known revisions:"
-                f" {', '.join(known) or 'none'}, or head / base") from None
-
     def plan(self, direction: str, target: str, want_sql: bool, lint: bool,
              policy: dict[str, str]) -> tuple[Outcome, str | None, list[Finding]]:
+        current, pending = self.state(direction, target)
         script = self.script()
         outcome = Outcome(heads=sorted(script.heads))
-        if direction == "upgrade" and target in ("head", "heads"):
-            target = script.single_head(f"upgrade to {target}")
-        self.preflight()
-        current = self.current()
-        self.check_known(current)
         start = _single(current, direction)
         outcome.current = outcome.from_revision = start
-        pending = self.resolve(target, current, direction)
         outcome.pending = pending
         outcome.changed = bool(pending)
         if direction == "downgrade":
@@ -678,10 +688,11 @@ class Migrator:
         goal = outcome.pending[-1] if direction == "upgrade" else (outcome.to_revision or
                                                                    "base")
         try:
-            self.alembic.call([{"op": "run", "direction": direction, "target": goal}])
+            results = self.alembic.call([{"op": "run", "direction": direction,
+                                          "target": goal}, {"op": "current"}])
         except AlembicError as exc:
             self._after_failure(direction, start, outcome, exc, compensate)
-        now = _single(self.current(), "checking the result")
+        now = _single(results["current"], "checking the result")
         if now != outcome.to_revision:
             raise MigrationFailedError(
                 f"Alembic reported success, but the database is at revision {now}, not"
@@ -723,9 +734,9 @@ class Migrator:
                 f" ({rev['path']}) has no downgrade step. Restore the backup taken before"
                 " the release, or fix the failing revision and upgrade again", **details)
         try:
-            self.alembic.call([{"op": "run", "direction": "downgrade",
-                                "target": start or "base"}])
-            now = _single(self.current(), "compensation")
+            results = self.alembic.call([{"op": "run", "direction": "downgrade",
+                                          "target": start or "base"}, {"op": "current"}])
+            now = _single(results["current"], "compensation")
         except (AlembicError, PgError) as exc:
             now = self._current_or_unknown()
             outcome.current = now
