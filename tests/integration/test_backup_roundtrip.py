@@ -78,9 +78,8 @@ def seed(db: Any, round_no: int) -> dict[str, Any]:
     rng = random.Random(round_no * 7919 + 1)
     schemas = ["public"] + [f"s{round_no}_{i}" for i in range(rng.randint(1, 3))]
     if round_no % 4 == 0:
-        # Needs quoting. (Not a space: backup.listed_table_data splits the TOC line of a
-        # schema with a space wrongly and fails the backup - reported.)
-        schemas.append(f"Mixed-Case.{round_no}")
+        # Needs quoting, and the TOC line of pg_restore --list has spaces inside a name.
+        schemas.append(f"Mixed Case.{round_no}")
     made: dict[str, Any] = {"schemas": schemas, "tables": []}
     with db.cursor() as cur:
         reset(cur)

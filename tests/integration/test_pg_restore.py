@@ -332,7 +332,7 @@ def test_role_checks_restores_then_changes_nothing(lab_env: dict[str, str],
     assert f"{backup_id} changed=True restored=False" in check.stdout
     assert pgutil.fingerprint(target["db"]) == released
 
-    first = play(lab_env, tmp_path, role_vars, "-vvv")
+    first = play(lab_env, tmp_path, role_vars, "-vvvv")
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"{backup_id} changed=True restored=True" in first.stdout
     assert secret not in first.stdout + first.stderr
@@ -352,7 +352,7 @@ def test_role_fails_with_the_module_message(lab_env: dict[str, str], target: dic
     flip.write_bytes(bytes(data))
     proc = play(lab_env, tmp_path, {"db_restore_url": target["url"],
                                     "db_restore_backup": target["backup"]["manifest_path"],
-                                    "db_restore_safety_backup": False})
+                                    "db_restore_safety_backup": False}, "-vvvv")
     assert proc.returncode != 0
     assert (f"Refusing to restore backup {target['backup']['backup_id']} (sha256 mismatch:"
             in proc.stdout), proc.stdout

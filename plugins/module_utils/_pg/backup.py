@@ -41,7 +41,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -576,18 +576,30 @@ def _dump(conn: ConnParams, prep: _Prepared, spec: BackupSpec, pgc: Any, partial
 # ---------------------------------------------------------------------------- verification
 
 
-def listed_table_data(listing: str) -> set[str]:
-    """``schema.table`` of every TABLE DATA entry in ``pg_restore --list`` output."""
-    found = set()
+def table_data_entries(listing: str) -> list[str]:
+    """The ``<schema> <table> <owner>`` part of every TABLE DATA line of ``pg_restore --list``."""
+    entries = []
     for line in listing.splitlines():
         match = re.match(r"^\s*\d+;\s+\d+\s+\d+\s+TABLE DATA\s+(.*)$", line)
         if match:
-            # "<schema> <table> <owner>": names with spaces are kept whole by splitting the
-            # owner off the end and the schema off the front.
-            rest = match.group(1).rsplit(" ", 1)[0]
-            schema, _sep, table = rest.partition(" ")
-            found.add(f"{schema}.{table}")
-    return found
+            entries.append(match.group(1))
+    return entries
+
+
+def missing_table_data(listing: str, tables: Iterable[str]) -> list[str]:
+    """The ``schema.table`` keys of ``tables`` that have no TABLE DATA line in ``listing``.
+
+    The listing separates schema, table and owner by single spaces, and any of them may
+    contain spaces (or dots), so each key is matched as a prefix in every way it can split.
+    """
+    entries = table_data_entries(listing)
+    missing = []
+    for key in tables:
+        splits = [(key[:i], key[i + 1:]) for i, c in enumerate(key) if c == "."]
+        if not any(entry.startswith(f"{schema} {table} ")
+                   for schema, table in splits for entry in entries):
+            missing.append(key)
+    return sorted(missing)
 
 
 def verify_list(prep: _Prepared, path: str, tables: dict[str, int], conn: ConnParams
@@ -597,7 +609,7 @@ def verify_list(prep: _Prepared, path: str, tables: dict[str, int], conn: ConnPa
     rc, out, errors, _warnings = _run(argv, dict(os.environ), conn, "pg_restore", timeout=600)
     if rc != 0 or errors:
         raise VerifyError(f"pg_restore --list failed (exit {rc}): {'; '.join(errors)}")
-    missing = sorted(set(tables) - listed_table_data(out))
+    missing = missing_table_data(out, tables)
     if missing:
         raise VerifyError(f"pg_restore --list lists no TABLE DATA for {', '.join(missing[:10])}"
                           + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))

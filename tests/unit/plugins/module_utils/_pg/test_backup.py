@@ -157,13 +157,20 @@ LISTING = """;
 3355; 0 16390 TABLE DATA public t1 app
 3356; 0 16395 TABLE DATA public empty_t app
 3357; 0 16399 TABLE DATA other Odd Name app
+3358; 0 16401 TABLE DATA My Schema t.2 Jane Doe
 3190; 2606 16394 CONSTRAINT public t1 t1_pkey app
 """
 
 
-def test_listed_table_data():
-    assert backup.listed_table_data(LISTING) == {"public.t1", "public.empty_t",
-                                                 "other.Odd Name"}
+@pytest.mark.parametrize(("tables", "missing"), [
+    (["public.t1", "public.empty_t", "other.Odd Name", "My Schema.t.2"], []),
+    (["public.t1", "public.gone"], ["public.gone"]),
+    # The owner is not part of the table name: "public.t1 app" is not listed.
+    (["public.t1 app"], ["public.t1 app"]),
+    (["public.t2"], ["public.t2"]),
+])
+def test_missing_table_data_copes_with_spaces_and_dots(tables, missing):
+    assert backup.missing_table_data(LISTING, tables) == missing
 
 
 def test_scratch_name_is_a_safe_identifier():
