@@ -1,0 +1,446 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Alembic migrations: the downgrade detection, the URL and session options, the offline
+SQL split, the helper script (run for real on the reference app, offline) and the
+compensation logic (with a scripted stand-in for the helper)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansible_collections.prodready.deploy.plugins.module_utils._pg import migrate
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import ConnParams
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.migrate import (
+    Alembic,
+    AlembicError,
+    LintFailedError,
+    MigrateInputError,
+    MigrationFailedError,
+    Migrator,
+    MultipleHeadsError,
+    NoDowngradeError,
+    Settings,
+    has_downgrade,
+    split_offline_sql,
+)
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.sqllint import (
+    resolve_policy,
+)
+
+APP = Path(__file__).resolve().parents[5] / "tests" / "app"
+CHAIN = ["0001_initial", "0002_users_email_idx", "0003_backfill_email_domain"]
+SECRET = "s3cr:et/pw@x"
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("def downgrade():\n    op.drop_table('t')\n", True),
+    ("def upgrade():\n    pass\n", False),
+    ("def downgrade():\n    pass\n", False),
+    ("def downgrade():\n    '''Nothing to do.'''\n", False),
+    ("def downgrade():\n    ...\n", False),
+    ("def downgrade() -> None:\n    '''Irreversible.'''\n    pass\n", False),
+    ("def downgrade():\n    raise NotImplementedError\n", False),
+    ("def downgrade():\n    raise NotImplementedError('data is gone')\n", False),
+    ("def downgrade():\n    '''x'''\n    raise NotImplementedError()\n", False),
+    ("def downgrade():\n    raise RuntimeError('no')\n", True),
+    ("def downgrade():\n    if False:\n        raise NotImplementedError\n    op.f()\n", True),
+    ("def downgrade():\n    pass\n\n\ndef downgrade():\n    op.f()\n", True),
+    ("this is not python (\n", True),
+])
+def test_has_downgrade(tmp_path, source, expected):
+    path = tmp_path / "rev.py"
+    path.write_text(source)
+    assert has_downgrade(str(path)) is expected
+
+
+def test_has_downgrade_of_the_reference_app():
+    assert all(has_downgrade(str(p)) for p in (APP / "migrations/versions").glob("*.py"))
+
+
+def settings(**kw: Any) -> Settings:
+    conn = kw.pop("conn", ConnParams(host="db.example", port=5433, user="app@x",
+                                     password=SECRET, dbname="shop",
+                                     options={"sslmode": "verify-full",
+                                              "sslrootcert": "/ca.crt"}))
+    return Settings(config=str(APP / "alembic.ini"), conn=conn, **kw)
+
+
+def test_url_carries_connection_settings_and_timeouts():
+    url = settings(driver="psycopg2", lock_timeout="2s").url()
+    assert url.startswith("postgresql+psycopg2://app%40x:s3cr%3Aet%2Fpw%40x@db.example:5433/"
+                          "shop?")
+    assert "sslmode=verify-full" in url and "sslrootcert=%2Fca.crt" in url
+    assert "options=-c%20lock_timeout%3D2s%20-c%20statement_timeout%3D15min" in url
+    assert "application_name=prodready.deploy.alembic" in url
+
+
+def test_url_for_a_socket_and_ipv6_and_read_only():
+    sock = settings(conn=ConnParams(host="/run/pg", user="u", dbname="d")).url(read_only=True)
+    assert sock.startswith("postgresql://u@/d?") and "host=%2Frun%2Fpg" in sock
+    assert "default_transaction_read_only%3Don" in sock
+    assert "@[::1]:5432/" in settings(conn=ConnParams(host="::1", user="u", dbname="d")).url()
+
+
+def test_pgoptions_keep_the_callers_options():
+    conn = ConnParams(host="h", dbname="d", options={"options": "-c search_path=app"})
+    assert settings(conn=conn).pgoptions() == (
+        "-c search_path=app -c lock_timeout=5s -c statement_timeout=15min")
+
+
+def test_secrets_cover_password_url_and_env():
+    s = settings(env={"SECRET_KEY": "0123456789abcdef", "DEBUG": "1"})
+    secrets = s.secrets()
+    assert SECRET in secrets and "s3cr%3Aet%2Fpw%40x" in secrets and s.url() in secrets
+    assert "0123456789abcdef" in secrets and "1" not in secrets
+    text = f"failed for {s.url()} with {SECRET} and 0123456789abcdef"
+    assert migrate.scrub(text, secrets) == "failed for ******** with ******** and ********"
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"config": "/nope/alembic.ini"}, "the Alembic config /nope/alembic.ini does not exist"),
+    ({"lock_timeout": "5 s"}, "option lock_timeout: '5 s' is not a PostgreSQL duration"),
+    ({"statement_timeout": "1s -c x=y"}, "option statement_timeout"),
+    ({"url_env": "PGOPTIONS"}, "option url_env: PGOPTIONS is set by this module"),
+    ({"python": "/nope/python"}, "option python: /nope/python is not an executable"),
+    ({"chdir": "/nope"}, "option chdir: /nope is not a directory"),
+])
+def test_settings_check(kw, message):
+    s = settings()
+    for key, value in kw.items():
+        setattr(s, key, value)
+    with pytest.raises(MigrateInputError, match=message.replace("(", r"\(")):
+        s.check()
+
+
+@pytest.mark.parametrize("value", ["0", "5s", "500ms", "15min", "1h", "250"])
+def test_settings_accept_durations(value):
+    settings(lock_timeout=value, statement_timeout=value).check()
+
+
+UPGRADE_SQL = textwrap.dedent("""\
+    BEGIN;
+
+    CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);
+
+    -- Running upgrade  -> 0001_initial
+
+    CREATE TABLE users (id int);
+
+    INSERT INTO alembic_version (version_num) VALUES ('0001_initial');
+
+    COMMIT;
+
+    BEGIN;
+
+    -- Running upgrade 0001_initial -> 0002_idx
+
+    COMMIT;
+
+    CREATE INDEX CONCURRENTLY ix ON users (id);
+
+    BEGIN;
+
+    UPDATE alembic_version SET version_num='0002_idx';
+
+    COMMIT;
+""")
+
+
+def test_split_offline_sql_upgrade():
+    parts = split_offline_sql(UPGRADE_SQL)
+    assert list(parts) == ["0001_initial", "0002_idx"]
+    assert parts["0001_initial"].startswith("BEGIN;\n\nCREATE TABLE alembic_version")
+    assert "CREATE TABLE users" in parts["0001_initial"]
+    assert parts["0001_initial"].rstrip().endswith("COMMIT;")
+    assert parts["0002_idx"].startswith("BEGIN;\n\nCOMMIT;")
+    assert "CREATE INDEX CONCURRENTLY" in parts["0002_idx"]
+
+
+def test_split_offline_sql_downgrade_keys_by_the_removed_revision():
+    text = ("BEGIN;\n\n-- Running downgrade 0002_idx -> 0001_initial\n\nDROP INDEX ix;\n\n"
+            "COMMIT;\n\nBEGIN;\n\n-- Running downgrade 0001_initial -> \n\nDROP TABLE users;\n"
+            "\nCOMMIT;\n")
+    parts = split_offline_sql(text)
+    assert list(parts) == ["0002_idx", "0001_initial"]
+    assert "DROP INDEX ix" in parts["0002_idx"] and "DROP TABLE" not in parts["0002_idx"]
+
+
+def test_split_offline_sql_without_markers():
+    assert split_offline_sql("") == {}
+
+
+# The helper script, run by this interpreter on the reference app: offline operations only.
+
+@pytest.fixture
+def offline() -> Alembic:
+    return Alembic(Settings(config=str(APP / "alembic.ini")), python=sys.executable)
+
+
+def test_helper_reads_the_scripts(offline):
+    info = offline.call([{"op": "script"}])["script"]
+    assert [r["revision"] for r in info["revisions"]] == CHAIN
+    assert info["heads"] == [CHAIN[-1]]
+    assert info["revisions"][1]["down_revisions"] == [CHAIN[0]]
+    assert info["revisions"][0]["doc"] == "Create users and audit_log."
+    assert info["revisions"][2]["is_head"] is True
+    assert offline.commands == []
+
+
+@pytest.mark.parametrize(("direction", "target", "current", "expected"), [
+    ("upgrade", "head", [], CHAIN),
+    ("upgrade", "head", [CHAIN[0]], CHAIN[1:]),
+    ("upgrade", "+1", [CHAIN[0]], CHAIN[1:2]),
+    ("upgrade", "head", [CHAIN[-1]], []),
+    ("downgrade", "base", [CHAIN[-1]], CHAIN[::-1]),
+    ("downgrade", CHAIN[0], [CHAIN[-1]], CHAIN[:0:-1]),
+    ("downgrade", "-1", [CHAIN[-1]], CHAIN[-1:]),
+])
+def test_helper_steps(offline, direction, target, current, expected):
+    steps = offline.call([{"op": "steps", "direction": direction, "target": target,
+                           "current": current}])["steps"]
+    assert steps == {"revisions": expected}
+
+
+def test_helper_steps_report_an_unknown_target(offline):
+    steps = offline.call([{"op": "steps", "direction": "upgrade", "target": "zz",
+                           "current": []}])["steps"]
+    assert "zz" in steps["error"]["message"]
+
+
+def test_helper_offline_sql(offline):
+    answer = offline.call([{"op": "sql", "direction": "upgrade", "start": CHAIN[0],
+                            "target": CHAIN[-1]}])["sql"]
+    parts = split_offline_sql(answer["text"])
+    assert list(parts) == CHAIN[1:]
+    assert "ADD COLUMN email_domain" in parts[CHAIN[2]]
+    assert offline.commands == [f"alembic -c {APP / 'alembic.ini'} upgrade"
+                                f" {CHAIN[0]}:{CHAIN[-1]} --sql"]
+
+
+def test_helper_failure_is_an_error_with_the_cause(tmp_path):
+    ini = tmp_path / "alembic.ini"
+    ini.write_text("[alembic]\nscript_location = %(here)s/missing\n")
+    alembic = Alembic(Settings(config=str(ini)), python=sys.executable)
+    with pytest.raises(AlembicError, match="missing"):
+        alembic.call([{"op": "script"}])
+
+
+def test_helper_without_alembic_says_so(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'No module named alembic' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    alembic = Alembic(Settings(config=str(APP / "alembic.ini")), python=str(fake))
+    with pytest.raises(AlembicError, match="did not answer .exit code 1.*No module named"
+                                           " alembic.*option python"):
+        alembic.call([{"op": "script"}])
+
+
+# Planning and compensation, with a scripted stand-in for the helper.
+
+REVS = [
+    {"revision": "a", "down_revisions": [], "path": "/v/a.py", "is_head": False, "doc": ""},
+    {"revision": "b", "down_revisions": ["a"], "path": "/v/b.py", "is_head": False,
+     "doc": ""},
+    {"revision": "c", "down_revisions": ["b"], "path": "/v/c.py", "is_head": True, "doc": ""},
+]
+
+
+class FakeAlembic:
+    """Answers like the helper; ``db`` is the current revision list, ``fail_at`` makes an
+    upgrade stop with an error after committing the revisions before it."""
+
+    def __init__(self, current: list[str], heads: list[str] | None = None,
+                 fail_at: str | None = None, downgrade_fails: bool = False) -> None:
+        self.settings = Settings(config="/app/alembic.ini")
+        self.db = current
+        self.heads = heads or ["c"]
+        self.fail_at = fail_at
+        self.downgrade_fails = downgrade_fails
+        self.calls: list[list[str]] = []
+
+    def order(self) -> list[str]:
+        return [r["revision"] for r in REVS]
+
+    def call(self, ops: list[dict[str, Any]], read_only: bool = False) -> dict[str, Any]:
+        self.calls.append([op["op"] + (f" {op['direction']} {op['target']}"
+                                       if op["op"] == "run" else "") for op in ops])
+        results: dict[str, Any] = {}
+        for op in ops:
+            if op["op"] == "script":
+                results["script"] = {"revisions": REVS, "heads": self.heads}
+            elif op["op"] == "current":
+                results["current"] = list(self.db)
+            elif op["op"] == "steps":
+                try:
+                    results["steps"] = {"revisions": self._steps(op["direction"],
+                                                                 op["target"])}
+                except ValueError as exc:
+                    results["steps"] = {"error": {"message": str(exc)}}
+            elif op["op"] == "sql":
+                results["sql"] = {"text": "".join(
+                    f"-- Running upgrade x -> {rev}\n\nALTER TABLE t DROP COLUMN {rev};\n\n"
+                    for rev in self._steps("upgrade", op["target"]))}
+            elif op["op"] == "run":
+                self._run(op["direction"], op["target"])
+        return results
+
+    def _steps(self, direction: str, target: str) -> list[str]:
+        order = self.order()
+        at = order.index(self.db[0]) if self.db else -1
+        if direction == "upgrade":
+            goal = len(order) - 1 if target == "head" else order.index(target)
+            return order[at + 1:goal + 1]
+        goal = -1 if target == "base" else order.index(target)
+        return order[goal + 1:at + 1][::-1]
+
+    def _run(self, direction: str, target: str) -> None:
+        for rev in self._steps(direction, target):
+            if direction == "upgrade" and rev == self.fail_at:
+                raise AlembicError("ProgrammingError: boom", running=rev)
+            if direction == "downgrade" and self.downgrade_fails:
+                raise AlembicError("downgrade broke", running=rev)
+            order = self.order()
+            if direction == "upgrade":
+                self.db = [rev]
+            else:
+                i = order.index(rev)
+                self.db = [order[i - 1]] if i else []
+
+
+@pytest.fixture
+def no_downgrade(monkeypatch):
+    """Revisions (by name) whose files have no downgrade step."""
+    missing: set[str] = set()
+    monkeypatch.setattr(migrate, "has_downgrade",
+                        lambda path: path is None or Path(path).stem not in missing)
+    monkeypatch.setattr(Migrator, "preflight", lambda self: None)
+    return missing
+
+
+def migrator(fake: FakeAlembic) -> Migrator:
+    return Migrator(fake)  # type: ignore[arg-type]
+
+
+def upgrade(fake: FakeAlembic, check: bool = False, policy: dict[str, str] | None = None):
+    return migrator(fake).migrate("upgrade", "head", check_mode=check, want_sql=check,
+                                  lint=True, policy=resolve_policy(policy))
+
+
+def test_upgrade_plans_lints_runs(no_downgrade):
+    fake = FakeAlembic(["a"])
+    outcome = upgrade(fake)
+    assert (outcome.from_revision, outcome.to_revision, outcome.current) == ("a", "c", "c")
+    assert outcome.pending == outcome.revisions == ["b", "c"]
+    assert [f["rule"] for f in outcome.lint] == ["drop-column", "drop-column"]
+    assert fake.calls[-1] == ["run upgrade c", "current"]
+
+
+def test_check_mode_runs_nothing(no_downgrade):
+    fake = FakeAlembic(["a"])
+    outcome = upgrade(fake, check=True)
+    assert outcome.changed and outcome.revisions == []
+    assert [s["revision"] for s in outcome.sql] == ["b", "c"]
+    assert not any(call[0].startswith("run") for call in fake.calls)
+    assert fake.db == ["a"]
+
+
+def test_at_head_nothing_runs(no_downgrade):
+    fake = FakeAlembic(["c"])
+    outcome = upgrade(fake)
+    assert not outcome.changed and outcome.pending == []
+    assert len(fake.calls) == 1
+
+
+def test_a_fail_finding_stops_before_running(no_downgrade):
+    fake = FakeAlembic(["a"])
+    with pytest.raises(LintFailedError, match="drop-column in revision b; drop-column in"
+                                              " revision c"):
+        upgrade(fake, policy={"drop-column": "fail"})
+    assert fake.db == ["a"]
+
+
+def test_multiple_heads_named(no_downgrade):
+    with pytest.raises(MultipleHeadsError, match=r"2 heads \(c, d\)"):
+        upgrade(FakeAlembic(["a"], heads=["d", "c"]))
+
+
+def test_database_at_an_unknown_revision(no_downgrade):
+    with pytest.raises(migrate.MigrateError, match="at revision zz, which these migrations"
+                                                   " do not contain"):
+        upgrade(FakeAlembic(["zz"]))
+
+
+def test_failure_is_compensated(no_downgrade):
+    fake = FakeAlembic(["a"], fail_at="c")
+    with pytest.raises(MigrationFailedError) as info:
+        upgrade(fake)
+    assert fake.db == ["a"]
+    outcome = info.value.details["outcome"]
+    assert outcome.compensated is True and outcome.current == "a" and outcome.revisions == []
+    assert info.value.details["failed_revision"] == "c"
+    assert "failed in revision c (/v/c.py): ProgrammingError: boom" in str(info.value)
+    assert "(b) were downgraded again: the database is back at revision a" in str(info.value)
+    assert fake.calls[-1] == ["run downgrade a", "current"]
+
+
+def test_failure_from_base_is_compensated_to_base(no_downgrade):
+    fake = FakeAlembic([], fail_at="c")
+    with pytest.raises(MigrationFailedError, match="back at revision base"):
+        upgrade(fake)
+    assert fake.db == []
+
+
+def test_failure_in_the_first_revision_needs_no_compensation(no_downgrade):
+    fake = FakeAlembic(["a"], fail_at="b")
+    with pytest.raises(MigrationFailedError, match="still at revision a .nothing was"
+                                                   " committed"):
+        upgrade(fake)
+    assert not any(call[0].startswith("run downgrade") for call in fake.calls)
+
+
+def test_failure_after_a_revision_without_downgrade(no_downgrade):
+    no_downgrade.add("b")
+    fake = FakeAlembic(["a"], fail_at="c")
+    with pytest.raises(MigrationFailedError) as info:
+        upgrade(fake)
+    message = str(info.value)
+    assert "the database is now at revision b and cannot be brought back to a" in message
+    assert "revision b (/v/b.py) has no downgrade step" in message
+    assert fake.db == ["b"]
+    assert info.value.details["outcome"].compensated is False
+
+
+def test_failed_compensation_says_where_the_database_is(no_downgrade):
+    fake = FakeAlembic(["a"], fail_at="c", downgrade_fails=True)
+    with pytest.raises(MigrationFailedError, match="also failed .*downgrade broke.*: the"
+                                                   " database is at revision b"):
+        upgrade(fake)
+
+
+def test_compensate_false_leaves_the_revisions(no_downgrade):
+    fake = FakeAlembic(["a"], fail_at="c")
+    with pytest.raises(MigrationFailedError, match="now at revision b .b applied"):
+        migrator(fake).migrate("upgrade", "head", False, False, True, resolve_policy({}),
+                               compensate=False)
+
+
+def test_downgrade_through_a_revision_without_downgrade_is_refused(no_downgrade):
+    no_downgrade.add("b")
+    fake = FakeAlembic(["c"])
+    with pytest.raises(NoDowngradeError, match=r"revision b \(/v/b.py\) has no downgrade"
+                                               " step.*from c to a; nothing was run"):
+        migrator(fake).migrate("downgrade", "a", False, False, False, resolve_policy({}))
+    assert fake.db == ["c"]
+
+
+def test_downgrade(no_downgrade):
+    fake = FakeAlembic(["c"])
+    outcome = migrator(fake).migrate("downgrade", "a", False, False, False,
+                                     resolve_policy({}))
+    assert (outcome.from_revision, outcome.to_revision, outcome.revisions) == ("c", "a",
+                                                                               ["c", "b"])
+    assert fake.db == ["a"]
