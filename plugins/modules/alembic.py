@@ -34,9 +34,9 @@ description:
     the revision the run started from and checks that C(alembic_version) says so
     (RV(compensated)). When that is impossible - one of them has no downgrade step - it fails
     saying which revision the database is at.
-  - Why not M(community.general.alembic) - there is none; C(alembic upgrade head) in a
-    M(ansible.builtin.command) task has no check mode, no plan, no lint, no timeouts and
-    leaves a half-applied run behind.
+  - Why a module - the collections that ship with Ansible have none for Alembic, and
+    C(alembic upgrade head) in a M(ansible.builtin.command) task has no check mode, no plan,
+    no lint, no timeouts, and leaves a half-applied run behind.
 options:
   action:
     description:
@@ -138,6 +138,7 @@ attributes:
   platform:
     platforms: posix
   idempotent:
+    description: Whether a second run with the same options changes nothing.
     support: full
     details: An upgrade at the target or a downgrade already at the target changes nothing.
 requirements:

@@ -385,6 +385,18 @@ def test_unknown_target_is_named(lab_env, app, db):
     assert version(lab_env, db) is None
 
 
+def test_database_ahead_of_the_migrations_is_named(lab_env, app, db):
+    path = add_revision(app, "0004_newer", HEAD, "op.execute('SELECT 1')")
+    upgrade_to(lab_env, app, db)
+    path.unlink()
+    for action in ("upgrade", "current"):
+        rc, result, proc = alembic(lab_env, app, db, action=action)
+        assert rc != 0, proc.stdout
+        assert "the database is at revision 0004_newer, which these migrations do not" \
+               " contain" in result["msg"]
+    assert version(lab_env, db) == ["0004_newer"]
+
+
 def test_missing_config_is_named(lab_env, app, db):
     rc, result, proc = alembic(lab_env, app, db, config=str(app / "nope.ini"))
     assert rc != 0
