@@ -23,8 +23,10 @@ description:
     backup without a manifest is incomplete and is never used. Any failure removes what the
     run wrote; C(.partial) entries left by a crashed run are removed by the next run and
     reported in RV(stale_removed).
-  - The custom format streams through sha256 on its way to disk (it is read once). A
-    directory archive's sha256 is the sha256 of its C(sha256sum)-style file listing, and the
+  - C(pg_dump) writes the archive file itself (never through a pipe, so a custom archive
+    keeps the data offsets that let C(pg_restore -j) seek to each table instead of
+    scanning); its sha256 is computed afterwards from the page cache. A directory
+    archive's sha256 is the sha256 of its C(sha256sum)-style file listing, and the
     manifest keeps the sum of each file.
   - "A C(pg_dump) that writes C(pg_dump: error:) fails the backup even when it exits 0. Its
     warnings become warnings of the task."

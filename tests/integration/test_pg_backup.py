@@ -107,7 +107,7 @@ def test_check_mode_then_backup_then_idempotent_rerun(lab_env, db, dest):
     assert res["plan"]["tables"]["public.t1"] == T1_ROWS  # reltuples after ANALYZE
     assert res["plan"]["alembic_revision"] == "0002_rev"
     assert res["commands"] == [f"{PG_DUMP} --format=custom --no-password"
-                               " '--snapshot=<exported snapshot>'"]
+                               f" '--snapshot=<exported snapshot>' --file={dest}/.b1.dump.partial"]
     assert res["diff"]["before"] == "" and res["diff"]["after"] == "b1\n"
     assert not dest.exists(), "check mode created the backup directory"
 
@@ -476,3 +476,17 @@ def test_canary_password_never_appears_at_vvvv(lab_env, canary_role, tmp_path):
             for path in dest.rglob("*") if dest.exists() else []:
                 if path.is_file():
                     assert password.encode() not in path.read_bytes(), path
+
+
+def test_custom_archive_restores_in_parallel(lab_env, db, dest):
+    """The custom archive restores with `pg_restore -j` (pg_dump writes the file itself, so
+    its table of contents keeps the data offsets the workers seek to)."""
+    rc, res, _proc = backup(lab_env, db, dest, backup_id="par")
+    assert rc == 0, res
+    with scratch_db(lab_env, "bk") as copy:
+        url = db_url(lab_env, copy)
+        proc = subprocess.run([PG_RESTORE, "--jobs=2", "--exit-on-error", "--no-owner",
+                               "--dbname", url, res["path"]],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert live_counts(lab_env, copy) == EXPECTED_TABLES

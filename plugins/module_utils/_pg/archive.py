@@ -24,7 +24,7 @@ import json
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -46,16 +46,16 @@ class ChecksumMismatch(ArchiveError):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def make_backup_id(database: str, when: datetime, label: str | None = None) -> str:
     """``<database>-<YYYYmmddTHHMMSSmmmZ>[-<label>]``; sorts by time for one database."""
-    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S") + \
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S") + \
         f"{when.microsecond // 1000:03d}Z"
     safe_db = re.sub(r"[^A-Za-z0-9_-]", "_", database)
     backup_id = f"{safe_db}-{stamp}" + (f"-{label}" if label else "")

@@ -110,7 +110,7 @@ def prepared(major: int = 15, compress: list[str] | None = None) -> Any:
 
 @pytest.mark.parametrize(("spec", "argv"), [
     (BackupSpec(dest="/b"), ["/usr/bin/pg_dump", "--format=custom", "--no-password",
-                             "--snapshot=S"]),
+                             "--snapshot=S", "--file=/b/.x.dir.partial"]),
     (BackupSpec(dest="/b", format="directory", jobs=3),
      ["/usr/bin/pg_dump", "--format=directory", "--no-password", "--snapshot=S",
       "--jobs=3", "--file=/b/.x.dir.partial"]),
