@@ -39,8 +39,11 @@ from urllib.parse import quote, urlencode
 
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import (
     ConnParams,
-    PgConnectError,
+    PgAuthError,
+    PgDatabaseMissingError,
     PgError,
+    PgTlsError,
+    PgUnreachableError,
     connect,
     connect_error,
 )
@@ -425,8 +428,11 @@ class Alembic:
         conn = self.settings.conn
         if conn is not None and error.get("dbapi_type") == "OperationalError" and \
                 not error.get("pgcode") and answer.get("running") is None:
+            # A connection failure after the preflight (env.py connects anew): typed when
+            # libpq's text names a known cause, else reported as the Alembic error below.
             typed = connect_error(message, conn)
-            if type(typed) is not PgConnectError:
+            if isinstance(typed, (PgAuthError, PgUnreachableError, PgDatabaseMissingError,
+                                  PgTlsError)):
                 raise typed
         hint = _PGCODE_HINTS.get(error.get("pgcode") or "")
         if hint:
