@@ -247,7 +247,7 @@ def run(module: Any, params: ConnParams, result: dict[str, Any]) -> None:
     try:
         db.execute("SET default_transaction_read_only = on")
         db.execute("SELECT set_config('statement_timeout', %s, false)",
-               (str(options["statement_timeout"]),))
+                   (str(options["statement_timeout"]),))
         version, database, user, superuser = db.one(SERVER_QUERY)
         result["server"] = {"version": version, "database": database, "user": user,
                             "superuser": bool(superuser)}

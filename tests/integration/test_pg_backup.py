@@ -249,7 +249,7 @@ def test_test_restore_needs_createdb(lab_env, db, dest):
 
 def test_directory_format_with_two_jobs(lab_env, db, dest):
     rc, res, _proc = backup(lab_env, db, dest, admin=True, format="directory", jobs=2,
-                        compression_level=1, backup_id="d2", test_restore=True)
+                            compression_level=1, backup_id="d2", test_restore=True)
     assert rc == 0, res
     assert entries(dest) == ["d2.dir", "d2.manifest.json"]
     manifest = res["manifest"]
@@ -363,7 +363,7 @@ def test_retention_by_count(lab_env, db, dest):
         "manifest_version": 1, "backup_id": "zz", "database": "other", "archive": "zz.dump",
         "finished_at": "2020-01-01T00:00:00.000Z", "verified": True, "sha256": "0"}))
     rc, res, _proc = backup(lab_env, db, dest, "--check", "--diff", backup_id="k3",
-                        retention_count=2)
+                            retention_count=2)
     assert rc == 0, res
     assert res["deleted"] == ["k0", "k1"]
     assert res["diff"]["before"] == "k0\nk1\nk2\n" and res["diff"]["after"] == "k2\nk3\n"
@@ -385,10 +385,10 @@ def test_retention_by_age_keeps_the_newest_verified(lab_env, db, dest):
     assert rc == 0 and res["verified"] is False
     age_manifest(dest, "u-mid", 5)
     rc, res, _proc = backup(lab_env, db, dest, "--check", backup_id="u-new", verify=False,
-                        retention_max_age="1d")
+                            retention_max_age="1d")
     assert rc == 0 and res["deleted"] == ["u-mid"]
     rc, res, _proc = backup(lab_env, db, dest, backup_id="u-new", verify=False,
-                        retention_max_age="1d", retention_count=1)
+                            retention_max_age="1d", retention_count=1)
     assert rc == 0, res
     # u-mid is too old and beyond the newest one; v-old is older still but the newest
     # verified backup, so it stays.

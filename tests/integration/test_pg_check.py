@@ -118,7 +118,7 @@ def test_app_database_current_state(lab_env):
 
 def test_app_database_as_superuser_checks_the_login_roles(lab_env):
     rc, result, _proc = check(lab_env, {"url": lab_env["LAB_PG_ADMIN_URL"], "database": "app",
-                                    "checks": ["passwords", "slow_statements"]})
+                                        "checks": ["passwords", "slow_statements"]})
     checks = by_id(result)
     assert list(checks) == ["slow_statements", "passwords"]
     assert checks["passwords"]["data"]["roles_checked"] is True
@@ -181,7 +181,7 @@ def test_pool_that_does_not_fit_fails(lab_env, scratch):
 
     # (5 + 10) x 20 = 300 connections against max_connections 100.
     rc, result, _proc = check(lab_env, {"url": url, "checks": ["connections"],
-                                    "app_processes": 20})
+                                        "app_processes": 20})
     connections = by_id(result)["connections"]
     assert rc != 0
     assert connections["status"] == "fail"
@@ -192,15 +192,15 @@ def test_pool_that_does_not_fit_fails(lab_env, scratch):
 
     # Fits, but above the threshold.
     rc, result, _proc = check(lab_env, {"url": url, "checks": ["connections"], "pool_size": 2,
-                                    "max_overflow": 1, "connection_usage_warn_percent": 1})
+                                        "max_overflow": 1, "connection_usage_warn_percent": 1})
     connections = by_id(result)["connections"]
     assert rc == 0
     assert connections["status"] == "warn"
     assert result["warned_checks"] == ["connections"]
     assert "above the 1% threshold" in connections["message"]
     rc, result, _proc = check(lab_env, {"url": url, "checks": ["connections"], "pool_size": 2,
-                                    "max_overflow": 1, "connection_usage_warn_percent": 1,
-                                    "fail_on": "warn"})
+                                        "max_overflow": 1, "connection_usage_warn_percent": 1,
+                                        "fail_on": "warn"})
     assert rc != 0
     assert result["msg"].startswith(f"Database checks of app@127.0.0.1:"
                                     f"{lab_env['LAB_PG_PORT']}/{scratch} failed: connections")
@@ -216,7 +216,7 @@ def test_database_connection_limit_is_the_binding_limit(lab_env, scratch):
     finally:
         admin.close()
     rc, result, _proc = check(lab_env, {"url": db_url(lab_env, scratch),
-                                    "checks": ["connections"]})
+                                        "checks": ["connections"]})
     connections = by_id(result)["connections"]
     assert rc != 0
     assert connections["data"]["datconnlimit"] == 10
@@ -291,7 +291,7 @@ def test_slow_statements_skip_warn_and_pass(lab_env, scratch):
     # The app role may not read shared_preload_libraries: it says so.
     assert slow["data"] == {"installed": False, "preloaded": None}
     rc, result, _proc = check(lab_env, {"url": db_url(lab_env, scratch, admin=True),
-                                    "checks": ["slow_statements"]})
+                                        "checks": ["slow_statements"]})
     assert by_id(result)["slow_statements"]["data"] == {"installed": False, "preloaded": True}
 
     # Only in this scratch database; the app database's extension is not touched.
@@ -311,7 +311,7 @@ def test_slow_statements_skip_warn_and_pass(lab_env, scratch):
         conn.close()
 
     rc, result, _proc = check(lab_env, {"url": url, "checks": ["slow_statements"],
-                                    "slow_statement_ms": 150, "slow_statements_count": 3})
+                                        "slow_statement_ms": 150, "slow_statements_count": 3})
     slow = by_id(result)["slow_statements"]
     assert rc == 0
     assert slow["status"] == "warn"
@@ -324,7 +324,7 @@ def test_slow_statements_skip_warn_and_pass(lab_env, scratch):
     assert slow["message"].startswith("1 of the 3 slowest statements take more than 150 ms")
 
     rc, result, _proc = check(lab_env, {"url": url, "checks": ["slow_statements"],
-                                    "slow_statement_ms": 5000})
+                                        "slow_statement_ms": 5000})
     slow = by_id(result)["slow_statements"]
     assert rc == 0
     assert slow["status"] == "pass"

@@ -240,7 +240,7 @@ def test_row_counts_unlike_the_manifest_roll_the_restore_back(
         lab_env: dict[str, str], target: dict[str, Any]) -> None:
     manifest = {k: v for k, v in archive.read_manifest(
         target["backup"]["manifest_path"]).items() if k not in ("manifest_path",
-                                                                 "archive_path")}
+                                                                "archive_path")}
     manifest["tables"]["public.t"] = 1001
     archive.write_json_atomic(target["backup"]["manifest_path"], manifest)
     before = pgutil.fingerprint(target["db"])

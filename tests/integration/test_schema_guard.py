@@ -39,7 +39,7 @@ def _has_downgrade(path: str) -> bool:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == "downgrade":
             body = [n for n in node.body if not (isinstance(n, ast.Expr)
-                                                  and isinstance(n.value, ast.Constant))]
+                                                 and isinstance(n.value, ast.Constant))]
             return not all(isinstance(n, ast.Pass) for n in body)
     return False
 
@@ -129,8 +129,8 @@ def test_step_without_downgrade_restores_the_backup(lab_env, migrated):
     backup = {"backup_id": "app-2026-11-27T10-00-00Z", "alembic_revision": R2,
               "sha256": "ab" * 32, "path": "/var/backups/app-2026-11-27T10-00-00Z.dump"}
     rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
-                                    "revisions": without_downgrade(history(), R3),
-                                    "backup": backup}, "--check")
+                                        "revisions": without_downgrade(history(), R3),
+                                        "backup": backup}, "--check")
     assert rc == 0
     assert result["plan"]["action"] == "restore"
     assert result["plan"]["backup_id"] == "app-2026-11-27T10-00-00Z"
@@ -143,8 +143,8 @@ def test_step_without_downgrade_restores_the_backup(lab_env, migrated):
 
 def test_prefer_restore_with_a_matching_backup(lab_env, migrated):
     rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
-                                    "revisions": history(), "prefer": "restore",
-                                    "backup": {"backup_id": "b2", "alembic_revision": R2}})
+                                        "revisions": history(), "prefer": "restore",
+                                        "backup": {"backup_id": "b2", "alembic_revision": R2}})
     assert rc == 0
     assert (result["plan"]["action"], result["plan"]["backup_id"]) == ("restore", "b2")
     assert "but restore is preferred" in result["plan"]["reason"]
@@ -178,7 +178,7 @@ def test_multiple_heads_are_an_error_naming_them(lab_env):
         finally:
             conn.close()
         rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, name), "target_head": R2,
-                                        "revisions": history()})
+                                            "revisions": history()})
     assert rc != 0
     assert result["msg"] == (
         f"Cannot decide the schema plan for a rollback to {R2}: the version table"
@@ -190,7 +190,7 @@ def test_multiple_heads_are_an_error_naming_them(lab_env):
 def test_unmigrated_database_is_an_error(lab_env):
     with scratch_db(lab_env, "ck") as name:
         rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, name), "target_head": R2,
-                                        "revisions": history()})
+                                            "revisions": history()})
     assert rc != 0
     assert "the version table alembic_version does not exist in the search path" \
         in result["msg"]
@@ -199,7 +199,7 @@ def test_unmigrated_database_is_an_error(lab_env):
 def test_empty_version_table_is_base(lab_env, migrated):
     alembic(lab_env, migrated, "downgrade", "base")
     rc, result, _proc = guard(lab_env, {"url": db_url(lab_env, migrated), "target_head": R2,
-                                    "revisions": history()})
+                                        "revisions": history()})
     assert rc == 0
     assert result["live_revision"] is None
     assert result["plan"]["action"] == "upgrade"
@@ -208,7 +208,7 @@ def test_empty_version_table_is_base(lab_env, migrated):
 
 def test_live_revision_given_needs_no_database(lab_env):
     rc, result, _proc = guard(lab_env, {"live_revision": "0004_future", "target_head": R2,
-                                    "revisions": history()})
+                                        "revisions": history()})
     assert rc != 0
     assert result["queries"] == []
     assert result["plan"]["action"] == "blocked"
@@ -217,7 +217,7 @@ def test_live_revision_given_needs_no_database(lab_env):
 
 def test_live_revision_and_url_are_exclusive(lab_env):
     rc, result, _proc = guard(lab_env, {"live_revision": R3, "url": lab_env["DATABASE_URL"],
-                                    "target_head": R2, "revisions": history()})
+                                        "target_head": R2, "revisions": history()})
     assert rc != 0
     assert "mutually exclusive: live_revision|url" in result["msg"]
 

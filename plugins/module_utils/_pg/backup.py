@@ -625,7 +625,7 @@ def scratch_name(database: str) -> str:
 
 
 def run_test_restore(conn: ConnParams, prep: _Prepared, spec: BackupSpec, path: str,
-                 tables: dict[str, int], server_num: int) -> dict[str, Any]:
+                     tables: dict[str, int], server_num: int) -> dict[str, Any]:
     """Restore ``path`` into a scratch database, compare row counts, drop it (always)."""
     started = time.monotonic()
     scratch = scratch_name(conn.dbname or "db")

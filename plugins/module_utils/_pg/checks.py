@@ -422,10 +422,13 @@ def _preloaded(preload: str | None) -> bool | None:
 
 def _enable_steps(preload: str | None) -> str:
     loaded = _preloaded(preload)
-    first = {True: "", None: "make sure shared_preload_libraries contains pg_stat_statements"
-                              " (needs a restart), then ",
-             False: "add pg_stat_statements to shared_preload_libraries and restart"
-                    " PostgreSQL, then "}[loaded]
+    first = {
+        True: "",
+        None: "make sure shared_preload_libraries contains pg_stat_statements"
+              " (needs a restart), then ",
+        False: "add pg_stat_statements to shared_preload_libraries and restart"
+               " PostgreSQL, then ",
+    }[loaded]
     return (f"{first}run CREATE EXTENSION pg_stat_statements in the database (as a superuser)"
             "; it records statement timings from then on")
 

@@ -288,7 +288,8 @@ class Settings:
     def url(self, read_only: bool = False) -> str:
         """The URL env.py reads. Holds the password: never log it."""
         conn = self.conn
-        assert conn is not None
+        if conn is None:
+            raise MigrateError("internal error: the connection settings were not resolved")
         scheme = f"postgresql+{self.driver}" if self.driver else "postgresql"
         userinfo = ""
         if conn.user:

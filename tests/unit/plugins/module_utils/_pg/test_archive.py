@@ -173,6 +173,6 @@ def test_list_backups_complete_ones_oldest_first(tmp_path: Path) -> None:
     (tmp_path / "db-c.dump").write_bytes(b"PGDMP")  # interrupted: no manifest
     (tmp_path / "broken.manifest.json").write_text("{")
     assert [m["backup_id"] for m in archive.list_backups(str(tmp_path), "db")] == ["db-a",
-                                                                                    "db-b"]
+                                                                                   "db-b"]
     assert len(archive.list_backups(str(tmp_path))) == 3
     assert archive.list_backups(str(tmp_path / "absent")) == []

@@ -278,7 +278,7 @@ def test_statements_query_columns(version, column):
 @pytest.mark.parametrize(("text", "expected"), [
     ("ALTER ROLE app PASSWORD 'hunter2'", "ALTER ROLE app PASSWORD '********'"),
     ("alter user x with encrypted password 'a''b'", "alter user x with encrypted password"
-                                                     " '********'"),
+     " '********'"),
     ("CREATE ROLE x LOGIN PASSWORD $$s3cr$et$$", "CREATE ROLE x LOGIN PASSWORD '********'"),
     ("SELECT   *\n  FROM users\tWHERE id = $1", "SELECT * FROM users WHERE id = $1"),
     (f"SELECT '{CANARY}'", "SELECT '********'"),

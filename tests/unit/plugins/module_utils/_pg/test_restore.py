@@ -55,7 +55,7 @@ def test_differences(current: dict[str, Any], why: list[str]) -> None:
     (restore.MARKER_PREFIX + "{broken", None),
     (restore.MARKER_PREFIX + "[1]", None),
     (restore.MARKER_PREFIX + '{"backup_id": "x", "sha256": "y"}', {"backup_id": "x",
-                                                                    "sha256": "y"}),
+                                                                   "sha256": "y"}),
 ])
 def test_parse_marker(comment: str | None, marker: dict[str, str] | None) -> None:
     assert restore.parse_marker(comment) == marker
