@@ -47,9 +47,10 @@ options:
     type: path
     aliases: [ssl_rootcert]
   connect_timeout:
-    description: Seconds to wait for a connection before failing.
+    description:
+      - Seconds to wait for a connection before failing.
+      - Overrides V(connect_timeout) in O(url); without either, 10 seconds.
     type: int
-    default: 10
 requirements:
   - psycopg2 (or psycopg2-binary) on the host that runs the module.
 notes:

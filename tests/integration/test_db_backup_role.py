@@ -87,3 +87,17 @@ def test_role_refuses_a_missing_url(lab_env, tmp_path):
     assert proc.returncode != 0
     assert "db_backup_url" in said(proc)
     assert not (tmp_path / "b").exists()
+
+
+def test_role_failure_shows_the_module_message_never_the_password(lab_env, tmp_path):
+    """The task runs under no_log; the rescue raises the module's own message again."""
+    canary = "canary-role-pw-5e1d9a"
+    url = db_url(lab_env, lab_env["LAB_PG_APP_DB"]).replace(
+        lab_env["LAB_PG_APP_PASSWORD"], canary)
+    proc = play(lab_env, tmp_path, {"db_backup_url": url, "db_backup_dest": str(tmp_path / "b")},
+                "-vvvv")
+    assert proc.returncode != 0
+    out = said(proc)
+    assert "password authentication failed" in out and "check the password" in out, out
+    assert canary not in proc.stdout + proc.stderr
+    assert not list((tmp_path / "b").glob("*.dump"))

@@ -162,8 +162,18 @@ def read_manifest(path: str) -> dict[str, Any]:
             if not isinstance(data, dict) or data.get("manifest_version") != MANIFEST_VERSION:
                 raise ArchiveError(f"{candidate} is not a prodready.deploy backup manifest"
                                    f" (manifest_version {MANIFEST_VERSION} expected)")
+            name = data.get("archive")
+            # The archive lives beside its manifest: a name with a directory part (a
+            # tampered or hand-edited manifest) could point a restore at any file.
+            if not isinstance(name, str) or not name or name != os.path.basename(name) \
+                    or name in (".", ".."):
+                raise ArchiveError(f"{candidate}: the manifest's archive must be a file name"
+                                   " in the same directory")
+            for key in ("backup_id", "sha256"):
+                if not isinstance(data.get(key), str) or not data[key]:
+                    raise ArchiveError(f"{candidate}: the manifest has no {key}")
             data["manifest_path"] = candidate
-            data["archive_path"] = os.path.join(os.path.dirname(candidate), data["archive"])
+            data["archive_path"] = os.path.join(os.path.dirname(candidate), name)
             return data
     raise ArchiveError(f"no backup manifest found for {path}: a backup is complete only when"
                        f" its {MANIFEST_SUFFIX} exists (an interrupted backup has none)")

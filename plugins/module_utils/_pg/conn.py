@@ -52,7 +52,8 @@ CONNECTION_ARG_SPEC: dict[str, dict[str, Any]] = {
                  "choices": ["disable", "allow", "prefer", "require", "verify-ca",
                              "verify-full"]},
     "ca_cert": {"type": "path", "aliases": ["ssl_rootcert"]},
-    "connect_timeout": {"type": "int", "default": 10},
+    # No default here: None lets a connect_timeout in the URL apply (10 s otherwise).
+    "connect_timeout": {"type": "int"},
 }
 
 # URL query keys passed on to libpq as they are (the others are refused: a typo such as
@@ -63,7 +64,6 @@ _LIBPQ_QUERY_KEYS = {
     "connect_timeout": "connect_timeout", "options": "options",
     "target_session_attrs": "target_session_attrs", "gssencmode": "gssencmode",
     "channel_binding": "channel_binding", "sslcompression": "sslcompression",
-    "keepalives": "keepalives", "keepalives_idle": "keepalives_idle",
 }
 
 _ENV_FOR = {
@@ -72,7 +72,7 @@ _ENV_FOR = {
     "sslkey": "PGSSLKEY", "sslcrl": "PGSSLCRL", "application_name": "PGAPPNAME",
     "connect_timeout": "PGCONNECT_TIMEOUT", "options": "PGOPTIONS",
     "target_session_attrs": "PGTARGETSESSIONATTRS", "gssencmode": "PGGSSENCMODE",
-    "channel_binding": "PGCHANNELBINDING",
+    "channel_binding": "PGCHANNELBINDING", "sslcompression": "PGSSLCOMPRESSION",
 }
 
 # libpq reads these from the environment; a stale one in the caller's environment would
@@ -81,7 +81,7 @@ _CLEARED_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGDATABASE", "PGPAS
                 "PGPASSFILE", "PGSERVICE", "PGSERVICEFILE", "PGSSLMODE", "PGSSLROOTCERT",
                 "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGAPPNAME", "PGCONNECT_TIMEOUT",
                 "PGOPTIONS", "PGTARGETSESSIONATTRS", "PGGSSENCMODE", "PGCHANNELBINDING",
-                "PGREQUIRESSL")
+                "PGSSLCOMPRESSION", "PGREQUIRESSL")
 
 
 class PgError(Exception):
@@ -220,10 +220,19 @@ def from_params(params: dict[str, Any]) -> ConnParams:
         options["sslmode"] = params["ssl_mode"]
     if params.get("ca_cert"):
         options["sslrootcert"] = params["ca_cert"]
+    # The option wins over the URL's connect_timeout; the URL's applies when the option is
+    # not given (None), and 10 s when neither is.
+    url_timeout = options.pop("connect_timeout", None)
     timeout = params.get("connect_timeout")
-    timeout = int(options.pop("connect_timeout", 10)) if timeout is None else timeout
+    if timeout is None and url_timeout is not None:
+        try:
+            timeout = int(url_timeout)
+        except ValueError:
+            raise PgInputError("option url: connect_timeout must be a whole number of"
+                               " seconds") from None
+    timeout = 10 if timeout is None else timeout
     if timeout < 1:
-        raise PgInputError("option connect_timeout must be at least 1 (seconds)")
+        raise PgInputError("connect_timeout must be at least 1 (seconds)")
 
     host = params.get("login_host") or parts.get("host")
     port = params.get("login_port") or parts.get("port") or 5432

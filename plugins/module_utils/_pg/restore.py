@@ -118,6 +118,9 @@ def verify_backup(manifest: dict[str, Any]) -> None:
     """Recompute the archive's sha256; a mismatch refuses the restore."""
     try:
         archive.verify_checksum(manifest)
+    except OSError as exc:
+        raise RestoreRefused(f"cannot read the archive {manifest['archive_path']}: {exc}"
+                             ) from None
     except archive.ChecksumMismatch as exc:
         where = f" in {exc.what}" if exc.what != manifest["archive_path"] else ""
         raise RestoreRefused(f"sha256 mismatch: expected {exc.expected[:12]}.., got"
@@ -530,10 +533,16 @@ def restore(params: ConnParams, spec: RestoreSpec, check_mode: bool = False,
         safety = take_safety_backup(params, spec)
         result["safety_backup"] = safety
     restored_at = archive.iso(archive.utc_now())
-    if spec.jobs <= 1:
-        run_single_transaction(params, spec, manifest, programs, commands, restored_at)
-    else:
-        run_parallel(params, spec, manifest, programs, commands, restored_at, safety)
+    try:
+        if spec.jobs <= 1:
+            run_single_transaction(params, spec, manifest, programs, commands, restored_at)
+        else:
+            run_parallel(params, spec, manifest, programs, commands, restored_at, safety)
+    except OSError as exc:
+        # Starting pg_restore or psql failed (or their temporary files): in one transaction
+        # nothing was committed; a parallel restore may have changed the target already.
+        raise RestoreFailed(f"cannot run the restore: {exc}",
+                            target_changed=spec.jobs > 1) from None
     result["restored"] = True
     result["restored_at"] = restored_at
 
@@ -562,7 +571,7 @@ def take_safety_backup(params: ConnParams, spec: RestoreSpec) -> dict[str, Any]:
         created = backup.create_backup(params, backup.BackupSpec(
             dest=spec.safety_backup_dir, label=SAFETY_LABEL, verify=True,
             pg_dump=spec.pg_dump, pg_restore=spec.pg_restore))
-    except backup.BackupError as exc:
+    except (backup.BackupError, archive.ArchiveError, OSError) as exc:
         raise RestoreRefused(f"the safety backup of the target failed, so nothing was"
                              f" restored: {exc}") from None
     return safety_summary(created)

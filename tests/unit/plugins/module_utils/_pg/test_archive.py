@@ -120,6 +120,16 @@ def test_read_manifest_refuses_an_archive_without_manifest(tmp_path: Path) -> No
     ("{not json", "cannot read the manifest"),
     ("[1, 2]", "is not a prodready.deploy backup manifest"),
     ('{"manifest_version": 99}', "manifest_version 1 expected"),
+    # A tampered manifest must not point a restore at a file elsewhere.
+    ('{"manifest_version": 1, "backup_id": "x", "sha256": "ab", "archive": "../etc/x.dump"}',
+     "must be a file name in the same directory"),
+    ('{"manifest_version": 1, "backup_id": "x", "sha256": "ab", "archive": "/tmp/x.dump"}',
+     "must be a file name in the same directory"),
+    ('{"manifest_version": 1, "backup_id": "x", "sha256": "ab", "archive": ".."}',
+     "must be a file name in the same directory"),
+    ('{"manifest_version": 1, "backup_id": "x", "sha256": "ab"}',
+     "must be a file name in the same directory"),
+    ('{"manifest_version": 1, "backup_id": "x", "archive": "x.dump"}', "has no sha256"),
 ])
 def test_read_manifest_refuses_bad_manifests(tmp_path: Path, content: str, match: str) -> None:
     (tmp_path / "x.manifest.json").write_text(content)

@@ -273,3 +273,20 @@ cat > /dev/null; env > {seen}; echo "$@" >> {seen}; cat "$PGPASSFILE" >> {seen}.
     assert not os.path.exists(next(line.split("=", 1)[1] for line in
                                    seen.read_text().splitlines()
                                    if line.startswith("PGPASSFILE=")))
+
+
+def test_a_missing_archive_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    manifest = {"backup_id": "b", "sha256": "00", "archive_path": str(tmp_path / "gone.dump")}
+    with pytest.raises(restore.RestoreRefused, match="is missing"):
+        restore.verify_backup(manifest)
+
+
+def test_a_safety_backup_that_cannot_write_refuses_the_restore(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(restore.backup, "create_backup", fail)
+    spec = restore.RestoreSpec(backup="x", safety_backup=True, safety_backup_dir=str(tmp_path))
+    with pytest.raises(restore.RestoreRefused, match="safety backup .* Permission denied"):
+        restore.take_safety_backup(ConnParams(host="h", dbname="d"), spec)
