@@ -1,0 +1,1 @@
+"""Container registry helpers of prodready.deploy (private: the API may change without notice)."""
