@@ -1,0 +1,1 @@
+"""Preflight checks of prodready.deploy (private: the API may change without notice)."""
