@@ -1,0 +1,1 @@
+"""Quality and security gate helpers of prodready.deploy (private: the API may change)."""
