@@ -21,7 +21,10 @@ description:
   - Before anything runs, it plans - the current revision, the pending revisions in order,
     their offline SQL (C(alembic upgrade --sql)) - and lints that SQL for operations that lock
     or rewrite big tables (see O(lint_policy)). A finding whose policy is V(fail) stops the
-    run before anything is written.
+    run before anything is written. When the offline SQL of a pending revision cannot be
+    generated (for example a data migration that reads results through C(op.get_bind())),
+    the run is refused if any SQL rule's policy is V(fail), since the lint cannot see it;
+    with V(warn) policies it runs with a warning.
   - Multiple heads are an error that names them. A downgrade through a revision whose
     C(downgrade()) is missing, empty (only C(pass), C(...) or a docstring) or raises
     C(NotImplementedError) is refused before anything runs, naming the revision and its
@@ -213,13 +216,29 @@ heads:
   type: list
   elements: str
   sample: [0003_backfill_email_domain]
+script_heads:
+  description:
+    - The heads of the migration scripts the module ran with - what this release's code
+      ships. The release record keeps it beside RV(to_revision).
+  returned: for current, upgrade, downgrade and check, except when the scripts could not be
+    read
+  type: list
+  elements: str
+  sample: [0003_backfill_email_domain]
 from_revision:
-  description: The revision the database was at before the run; null at base.
+  description:
+    - The revision the database was at before the run; null at base. Several revisions
+      (one per branch, possible before a downgrade) are joined with a comma.
   returned: for upgrade, downgrade and check
   type: str
   sample: 0001_initial
 to_revision:
-  description: The revision the run goes to (in check mode, would go to); null for base.
+  description:
+    - The revision the run goes to (in check mode, would go to) as Alembic resolves
+      O(target) - what C(alembic_version) holds afterwards, which the module checks after
+      the run; null for base.
+    - Several revisions are joined with a comma - a downgrade from a merge revision to one
+      of its parents leaves the database at the heads of both branches, as Alembic does.
   returned: for upgrade, downgrade and check
   type: str
   sample: 0003_backfill_email_domain
@@ -336,6 +355,8 @@ from ansible_collections.prodready.deploy.plugins.module_utils._pg.migrate impor
     Migrator,
     Outcome,
     Settings,
+    scrub,
+    scrub_all,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.sqllint import (
     LintPolicyError,
@@ -377,9 +398,10 @@ def run(module: AnsibleModule, result: dict[str, Any], alembic: Alembic) -> None
         return
     if action == "current":
         # Multiple heads make "pending" ambiguous, not the current revision.
-        current, pending = migrator.state("upgrade", "heads")
-        result.update(current=",".join(current) or None, pending=pending,
-                      heads=sorted(migrator.script().heads))
+        current, pending, _steps = migrator.state("upgrade", "heads")
+        heads = sorted(migrator.script().heads)
+        result.update(current=",".join(current) or None, pending=pending, heads=heads,
+                      script_heads=heads)
         return
     policy = resolve_policy(params["lint_policy"])
     direction = "downgrade" if action == "downgrade" else "upgrade"
@@ -391,19 +413,19 @@ def run(module: AnsibleModule, result: dict[str, Any], alembic: Alembic) -> None
                                    policy=policy, compensate=params["compensate"])
     except MigrateError as exc:
         if exc.details.get("outcome") is not None:
-            _record(module, result, exc.details["outcome"], action)
+            _record(module, result, exc.details["outcome"], action, alembic)
         raise
-    _record(module, result, outcome, action)
+    _record(module, result, outcome, action, alembic)
     if action == "check":
         result["changed"] = False
 
 
-def _record(module: AnsibleModule, result: dict[str, Any], outcome: Outcome, action: str
-            ) -> None:
+def _record(module: AnsibleModule, result: dict[str, Any], outcome: Outcome, action: str,
+            alembic: Alembic) -> None:
     result.update(outcome.as_result())
     result["changed"] = bool(outcome.changed)
     for warning in outcome.warnings:
-        module.warn(warning)
+        module.warn(scrub(warning, alembic.settings.secrets()))
     warned = [f for f in outcome.lint if f["policy"] == "warn"]
     if warned:
         module.warn(f"migration lint: {len(warned)} finding(s) - "
@@ -460,12 +482,16 @@ def _finish(result: dict[str, Any], alembic: Alembic | None, started: float) -> 
     if alembic is not None:
         result["commands"] = alembic.commands
         result["log"] = alembic.log[-40:]
+        # The password, the URL and every env value, whatever their length.
+        result.update(scrub_all(result, alembic.settings.secrets()))
     result["duration_s"] = round(time.monotonic() - started, 2)
 
 
 def _fail(module: AnsibleModule, result: dict[str, Any], alembic: Alembic | None,
           started: float, msg: str) -> None:
     _finish(result, alembic, started)
+    if alembic is not None:
+        msg = scrub(msg, alembic.settings.secrets())
     module.fail_json(msg=msg, **result)
 
 

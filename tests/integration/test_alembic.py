@@ -25,7 +25,7 @@ CANARY = "canary-Pw-7f3e91c2d4"
 
 @pytest.fixture
 def db(lab_env: dict[str, str]):
-    with scratch_db(lab_env, "mg") as name:
+    with scratch_db(lab_env, "mg2") as name:
         yield name
 
 
@@ -40,12 +40,14 @@ def app(tmp_path: Path) -> Path:
     return root
 
 
-def add_revision(app: Path, rev: str, down: str, upgrade: str,
+def add_revision(app: Path, rev: str, down: str | tuple[str, ...], upgrade: str,
                  downgrade: str | None = "op.execute('SELECT 1')") -> Path:
-    """Write migrations/versions/<rev>.py; ``downgrade=None`` leaves the function out."""
+    """Write migrations/versions/<rev>.py; ``downgrade=None`` leaves the function out; a
+    tuple ``down`` makes a merge revision."""
     body = "\n".join([
-        f'"""Test revision {rev}."""', "import sqlalchemy as sa", "from alembic import op", "",
-        f'revision = "{rev}"', f'down_revision = "{down}"', "branch_labels = None",
+        f'"""Test revision {rev}."""', "import os", "import sys", "import sqlalchemy as sa",
+        "from alembic import op", "",
+        f"revision = {rev!r}", f"down_revision = {down!r}", "branch_labels = None",
         "depends_on = None", "", "", "def upgrade():",
         textwrap.indent(textwrap.dedent(upgrade).strip(), "    "), ""])
     if downgrade is not None:
@@ -112,6 +114,7 @@ def test_upgrade_check_apply_again(lab_env, app, db):
     assert "ADD COLUMN email_domain" in check["sql"][2]["sql"]
     assert check["lint"] == []
     assert check["from_revision"] is None and check["to_revision"] == HEAD
+    assert check["script_heads"] == [HEAD]
     assert check["diff"] == {"before": "revision: base\n", "after": f"revision: {HEAD}\n"}
     assert version(lab_env, db) is None, "check mode must not touch the database"
     assert schema(lab_env, db) == empty
@@ -122,6 +125,7 @@ def test_upgrade_check_apply_again(lab_env, app, db):
     assert first["revisions"] == CHAIN and first["pending"] == CHAIN
     assert (first["from_revision"], first["to_revision"], first["current"]) == (None, HEAD, HEAD)
     assert first["compensated"] is False
+    assert first["script_heads"] == [HEAD]
     assert any(cmd.endswith(f"upgrade {HEAD}") for cmd in first["commands"])
     assert any(f"Running upgrade 0002_users_email_idx -> {HEAD}" in line
                for line in first["log"]), first["log"]
@@ -146,7 +150,7 @@ def test_upgrade_to_a_target_then_current(lab_env, app, db):
     assert current["changed"] is False
     assert current["current"] == "0001_initial"
     assert current["pending"] == CHAIN[1:]
-    assert current["heads"] == [HEAD]
+    assert current["heads"] == current["script_heads"] == [HEAD]
 
 
 def test_downgrade_check_apply_again(lab_env, app, db):
@@ -422,12 +426,12 @@ def test_wrong_password_is_clear_and_never_shown(lab_env, app, db):
 def test_canary_password_never_shows_in_a_failed_run(lab_env, app):
     """The password of a working URL stays hidden even when env.py and a migration fail."""
     admin = connect(lab_env["LAB_PG_ADMIN_URL"])
-    role = "mg_canary_role"
+    role = "mg2_canary_role"
     with admin.cursor() as cur:
         cur.execute(f"DROP ROLE IF EXISTS {role}")
         cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{CANARY}'")
     try:
-        with scratch_db(lab_env, "mg", owner=role) as name:
+        with scratch_db(lab_env, "mg2", owner=role) as name:
             add_revision(app, "0004_fails", HEAD, "op.execute('SELECT 1 / 0')")
             url = with_password(db_url(lab_env, name), CANARY).replace(
                 f"{lab_env['LAB_PG_APP_USER']}:", f"{role}:", 1)
@@ -444,9 +448,9 @@ def test_canary_password_never_shows_in_a_failed_run(lab_env, app):
 
 
 def test_missing_database_is_clear(lab_env, app):
-    rc, result, proc = alembic(lab_env, app, "mg_does_not_exist")
+    rc, result, proc = alembic(lab_env, app, "mg2_does_not_exist")
     assert rc != 0
-    assert 'database "mg_does_not_exist" does not exist' in result["msg"]
+    assert 'database "mg2_does_not_exist" does not exist' in result["msg"]
     assert "create the database" in result["msg"]
 
 
@@ -455,3 +459,100 @@ def test_unreachable_server_is_clear(lab_env, app, db):
     assert rc != 0
     assert "127.0.0.1:1/" in result["msg"]
     assert "check host and port" in result["msg"]
+
+
+def tables(lab_env: dict[str, str], db: str) -> set[str]:
+    return {row[2] for row in schema(lab_env, db) if row[0] == "column"}
+
+
+def branch_and_merge(app: Path) -> None:
+    """0004_x and 0004_y both on the head, each with its own table; 0005_m merges them."""
+    for rev in ("0004_x", "0004_y"):
+        table = f"t_{rev[-1]}"
+        add_revision(app, rev, HEAD,
+                     f"op.create_table('{table}', sa.Column('id', sa.Integer,"
+                     " primary_key=True))", f"op.drop_table('{table}')")
+    add_revision(app, "0005_m", ("0004_x", "0004_y"), "pass", "op.execute('SELECT 2')")
+
+
+def test_downgrade_from_a_merge_stops_at_its_target(lab_env, app, db):
+    branch_and_merge(app)
+    upgrade_to(lab_env, app, db)
+    assert version(lab_env, db) == ["0005_m"]
+    assert {"users", "t_x", "t_y"} <= tables(lab_env, db)
+
+    rc, check, proc = alembic(lab_env, app, db, "--check", "--diff", action="downgrade",
+                              target="0004_x")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert check["changed"] is True and check["pending"] == ["0005_m"]
+    # Alembic's own resolution: removing the merge leaves the heads of both branches.
+    assert (check["from_revision"], check["to_revision"]) == ("0005_m", "0004_x,0004_y")
+    assert check["diff"]["after"] == "revision: 0004_x,0004_y\n"
+    assert version(lab_env, db) == ["0005_m"]
+
+    rc, first, proc = alembic(lab_env, app, db, action="downgrade", target="0004_x")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert first["changed"] is True and first["revisions"] == ["0005_m"]
+    assert first["to_revision"] == first["current"] == "0004_x,0004_y"
+    assert any(cmd.endswith(" downgrade 0004_x") for cmd in first["commands"])
+
+    rc, again, proc = alembic(lab_env, app, db, action="downgrade", target="0004_x")
+    assert rc == 0, proc.stdout + proc.stderr
+    assert again["changed"] is False and again["pending"] == []
+    assert version(lab_env, db) == ["0004_x", "0004_y"]
+    assert {"users", "t_x", "t_y"} <= tables(lab_env, db), "nothing below the target goes"
+
+    rc, down, proc = alembic(lab_env, app, db, action="downgrade", target=HEAD)
+    assert rc == 0, proc.stdout + proc.stderr
+    assert sorted(down["revisions"]) == ["0004_x", "0004_y"]
+    assert (down["from_revision"], down["to_revision"]) == ("0004_x,0004_y", HEAD)
+    assert version(lab_env, db) == [HEAD]
+    found = tables(lab_env, db)
+    assert "users" in found and not {"t_x", "t_y"} & found
+
+
+def add_online_only_revision(app: Path) -> None:
+    """A data migration that reads a result through op.get_bind(): no offline SQL."""
+    add_revision(app, "0004_data", HEAD, """
+        count = op.get_bind().execute(sa.text('SELECT count(*) FROM users')).scalar()
+        op.execute(sa.text(f'DROP TABLE IF EXISTS audit_log_{int(count)}'))
+    """)
+
+
+def test_online_only_migration_cannot_bypass_a_fail_policy(lab_env, app, db):
+    upgrade_to(lab_env, app, db)
+    add_online_only_revision(app)
+    before = schema(lab_env, db)
+    for flags in (("--check",), ()):
+        rc, result, proc = alembic(lab_env, app, db, *flags,
+                                   lint_policy={"drop-table": "fail"})
+        assert rc != 0, proc.stdout
+        assert "cannot lint revision 0004_data: " in result["msg"]
+        assert "'NoneType' object has no attribute 'scalar'" in result["msg"]
+        assert "Set those policies to warn" in result["msg"]
+        assert "offline-capable" in result["msg"]
+        assert not any(cmd.endswith("upgrade 0004_data") for cmd in result["commands"])
+    assert version(lab_env, db) == [HEAD]
+    assert schema(lab_env, db) == before
+
+    rc, result, proc = alembic(lab_env, app, db, lint_policy={"no-downgrade": "fail"})
+    assert rc == 0, proc.stdout + proc.stderr
+    assert result["changed"] is True and result["revisions"] == ["0004_data"]
+    assert any("revision 0004_data and the pending revisions after it could not be"
+               " generated" in w for w in result["warnings"])
+    assert version(lab_env, db) == ["0004_data"]
+
+
+def test_short_env_secret_never_shows(lab_env, app, db):
+    canary = "Qz7"
+    upgrade_to(lab_env, app, db)
+    add_revision(app, "0004_pin", HEAD, """
+        print('env.py sees PIN=' + os.environ['PIN'], file=sys.stderr)
+        raise RuntimeError('wrong PIN ' + os.environ['PIN'])
+    """)
+    rc, result, proc = alembic(lab_env, app, db, "-vvvv", env={"PIN": canary})
+    assert rc != 0
+    assert "RuntimeError: wrong PIN ********" in result["msg"]
+    assert "env.py sees PIN=********" in result["log"]
+    assert canary not in proc.stdout + proc.stderr
+    assert version(lab_env, db) == [HEAD]

@@ -94,22 +94,50 @@ def _steps(script, direction, target, heads):
     return script._downgrade_revs(target, tuple(heads))
 
 
+def target_heads(script, direction, target, heads):
+    # What alembic_version holds after the run: Alembic's own steps for the target, applied
+    # by its own HeadMaintainer to a set instead of the table.
+    from alembic.runtime.migration import HeadMaintainer
+
+    class DryHeads(HeadMaintainer):
+        def _insert_version(self, version):
+            self.heads.add(version)
+
+        def _delete_version(self, version):
+            self.heads.remove(version)
+
+        def _update_version(self, from_, to_):
+            self.heads.remove(from_)
+            self.heads.add(to_)
+
+    maintainer = DryHeads(None, heads)
+    for step in _steps(script, direction, target, heads):
+        maintainer.update_to_step(step)
+    return sorted(maintainer.heads)
+
+
 def steps(cfg, script, request, results):
-    # The revisions only, as _upgrade_revs / _downgrade_revs select them: building the
-    # steps would fail on a revision without a downgrade(), which the caller reports.
+    # The revisions as _upgrade_revs / _downgrade_revs select them, and the heads they
+    # lead to. Building the steps fails on a revision without a downgrade(), which the
+    # caller reports: then "target_heads" is an error.
     # An error is an answer, not a failure: the caller first checks what caused it
     # (several heads, a database at an unknown revision) and words it.
     heads = tuple(request["current"] if "current" in request else results["current"])
+    direction, target = request["direction"], request["target"]
     try:
-        if request["direction"] == "upgrade":
-            revs = reversed(list(script.iterate_revisions(request["target"], heads,
+        if direction == "upgrade":
+            revs = reversed(list(script.iterate_revisions(target, heads,
                                                           implicit_base=True)))
         else:
-            revs = script.iterate_revisions(heads, request["target"],
-                                            select_for_downgrade=True)
-        return {"revisions": [rev.revision for rev in revs]}
+            revs = script.iterate_revisions(heads, target, select_for_downgrade=True)
+        answer = {"revisions": [rev.revision for rev in revs]}
     except Exception as exc:
         return {"error": describe(exc)}
+    try:
+        answer["target_heads"] = target_heads(script, direction, target, heads)
+    except Exception as exc:
+        answer["target_heads_error"] = describe(exc)
+    return answer
 
 
 def sql(cfg, script, request, results):
@@ -121,7 +149,8 @@ def sql(cfg, script, request, results):
         getattr(command, request["direction"])(
             cfg, f"{start}:{target}" if start else target, sql=True)
     except BaseException as exc:  # offline SQL is best effort: report, do not stop
-        return {"error": describe(exc)}
+        # What was written before the failure names the revision that failed.
+        return {"error": describe(exc), "text": buffer.getvalue()}
     return {"text": buffer.getvalue()}
 
 
@@ -194,6 +223,8 @@ main()
 '''
 
 DEFAULT_LOCK_TIMEOUT = "5s"
+# Lint rules that read the revision file, not its offline SQL.
+SQL_FREE_RULES = frozenset({"no-downgrade"})
 DEFAULT_STATEMENT_TIMEOUT = "15min"
 _DURATION = re.compile(r"^(?:0|[1-9][0-9]*)(?:us|ms|s|min|h|d)?$")
 # SQLSTATEs worth a hint: lock_not_available, query_canceled (statement_timeout).
@@ -317,7 +348,8 @@ class Settings:
             found += [self.conn.password, quote(self.conn.password, safe="")]
         if self.conn:
             found += [self.url(False), self.url(True)]
-        found += [v for v in self.env.values() if v and len(v) >= 8]
+        # Every value, however short: env is no_log, and a short secret is still one.
+        found += [v for v in self.env.values() if v]
         return sorted(set(found), key=len, reverse=True)
 
 
@@ -400,7 +432,16 @@ class Alembic:
                     " interpreter (option python)?") from None
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
-        answer = scrub_all(answer, secrets)
+        # Scrub what becomes a message; revision ids, paths and the offline SQL stay as
+        # they are for the logic and the lint (a short env value would garble them), and
+        # the module scrubs its whole result before it leaves.
+        if "error" in answer:
+            answer["error"] = scrub_all(answer["error"], secrets)
+        for value in answer.get("results", {}).values():
+            if isinstance(value, dict):
+                for key in ("error", "target_heads_error"):
+                    if key in value:
+                        value[key] = scrub_all(value[key], secrets)
         # Only what ran for real (or failed) is worth the space: plans log the same lines.
         if not answer["ok"] or any(op["op"] == "run" for op in ops):
             self.log += log[-40:]
@@ -561,13 +602,21 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     compensated: bool = False
     heads: list[str] = field(default_factory=list)
+    script_heads: list[str] = field(default_factory=list)
     current: str | None = None
+    target_heads: list[str] = field(default_factory=list)
 
     def as_result(self) -> dict[str, Any]:
-        result = {k: v for k, v in self.__dict__.items() if k != "warnings"}
+        result = {k: v for k, v in self.__dict__.items()
+                  if k not in ("warnings", "target_heads")}
         if result["sql"] is None:
             result.pop("sql")
         return result
+
+
+def _joined(revisions: list[str]) -> str | None:
+    """Several revisions (one per branch) as one string, like ``current``; None at base."""
+    return ",".join(sorted(revisions)) or None
 
 
 def _single(current: list[str], what: str) -> str | None:
@@ -603,9 +652,11 @@ class Migrator:
     def current(self) -> list[str]:
         return self.alembic.call([{"op": "current"}], read_only=True)["current"]
 
-    def state(self, direction: str, target: str) -> tuple[list[str], list[str]]:
-        """(current revisions, pending revisions) in one read-only helper run, which also
-        reads the scripts; errors worded for the case that caused them."""
+    def state(self, direction: str, target: str
+              ) -> tuple[list[str], list[str], dict[str, Any]]:
+        """(current revisions, pending revisions, Alembic's plan of the steps) in one
+        read-only helper run, which also reads the scripts; errors worded for the case that
+        caused them."""
         self.preflight()
         results = self.alembic.call([{"op": "script"}, {"op": "current"},
                                      {"op": "steps", "direction": direction,
@@ -621,7 +672,7 @@ class Migrator:
             raise MigrateInputError(
                 f"cannot {direction} to {target!r} (Alembic: {answer['error']['message']});"
                 f" known revisions: {', '.join(known) or 'none'}, or head / base")
-        return current, answer["revisions"]
+        return current, answer["revisions"], answer
 
     def check_known(self, current: list[str]) -> None:
         script = self.script()
@@ -636,10 +687,11 @@ class Migrator:
 
     def plan(self, direction: str, target: str, want_sql: bool, lint: bool,
              policy: dict[str, str]) -> tuple[Outcome, str | None, list[Finding]]:
-        current, pending = self.state(direction, target)
+        current, pending, steps = self.state(direction, target)
         script = self.script()
-        outcome = Outcome(heads=sorted(script.heads))
-        start = _single(current, direction)
+        outcome = Outcome(heads=sorted(script.heads), script_heads=sorted(script.heads))
+        # A downgrade may start where an earlier one unmerged two branches.
+        start = _joined(current) if direction == "downgrade" else _single(current, direction)
         outcome.current = outcome.from_revision = start
         outcome.pending = pending
         outcome.changed = bool(pending)
@@ -654,22 +706,24 @@ class Migrator:
                     " was run. Restore the backup taken before the release instead, or"
                     " write the downgrade", pending=pending, from_revision=start,
                     revision=rev["revision"], file=rev["path"])
-            down = script.get(pending[-1])["down_revisions"] if pending else []
-            outcome.to_revision = (down[0] if len(down) == 1 else None) if pending else start
-        else:
-            outcome.to_revision = pending[-1] if pending else start
+        if "target_heads" not in steps:
+            error = steps.get("target_heads_error") or {}
+            raise MigrateError(
+                f"cannot work out where the {direction} to {target!r} leads (Alembic:"
+                f" {error.get('message') or 'no answer'}); nothing was run", outcome=outcome)
+        # Alembic's own resolution of the target: what alembic_version holds afterwards.
+        outcome.target_heads = list(steps["target_heads"])
+        outcome.to_revision = _joined(outcome.target_heads)
         findings: list[Finding] = []
         sql_by_rev: dict[str, str] = {}
+        unavailable: tuple[str, str] | None = None  # (first revision without SQL, why)
         if pending and (want_sql or (lint and direction == "upgrade")):
-            goal = outcome.to_revision or "base"
-            answer = self.alembic.call([{"op": "sql", "direction": direction,
-                                         "start": start, "target": goal}])["sql"]
-            if "error" in answer:
-                outcome.warnings.append(
-                    "the offline SQL (--sql) of the pending revisions could not be"
-                    f" generated, so it was not linted: {answer['error']['message']}")
-            else:
-                sql_by_rev = split_offline_sql(answer["text"])
+            sql_by_rev, unavailable = self._offline_sql(direction, target, start, outcome)
+        if unavailable is not None:
+            outcome.warnings.append(
+                f"the offline SQL (--sql) of revision {unavailable[0]} and the pending"
+                f" revisions after it could not be generated, so it was not linted:"
+                f" {unavailable[1]}")
         if want_sql:
             outcome.sql = [{"revision": rev, "sql": sql_by_rev.get(rev, "")}
                            for rev in pending]
@@ -679,7 +733,43 @@ class Migrator:
                 findings += lint_revision(rev, info.get("path"), sql_by_rev.get(rev),
                                           info["has_downgrade"], policy)
             outcome.lint = [f.to_dict() for f in findings]
+            strict = sorted(rule for rule, value in policy.items()
+                            if value == "fail" and rule not in SQL_FREE_RULES)
+            if unavailable is not None and strict:
+                # A fail policy that cannot see the SQL must not let it through unseen.
+                raise LintFailedError(
+                    f"cannot lint revision {unavailable[0]}: {unavailable[1]}; its offline"
+                    f" SQL (--sql) could not be generated, and lint_policy sets"
+                    f" {', '.join(strict)} to fail, so the {direction} was refused before"
+                    " anything ran. Set those policies to warn (or lint to false) to run it"
+                    " unlinted, or make the migration offline-capable (no results read from"
+                    " op.get_bind() in upgrade(); guard them with context.is_offline_mode())",
+                    outcome=outcome, revision=unavailable[0])
         return outcome, start, findings
+
+    def _offline_sql(self, direction: str, target: str, start: str | None,
+                     outcome: Outcome) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """The offline SQL per pending revision, and (the first revision whose SQL is
+        missing, why) or None."""
+        pending = outcome.pending
+        if start is not None and "," in start:
+            return {}, (pending[0], "Alembic's --sql needs a single start revision, and the"
+                                    f" database is at {start}")
+        heads = outcome.target_heads
+        goal = heads[0] if len(heads) == 1 else ("base" if not heads else target)
+        answer = self.alembic.call([{"op": "sql", "direction": direction, "start": start,
+                                     "target": goal}])["sql"]
+        parts = split_offline_sql(answer.get("text") or "")
+        if "error" in answer:
+            # The step that failed had its marker written but not all of its SQL.
+            done = [rev for rev in pending if rev in parts]
+            failed = done[-1] if done else pending[0]
+            parts.pop(failed, None)
+            return parts, (failed, answer["error"]["message"])
+        missing = [rev for rev in pending if rev not in parts]
+        if missing:
+            return parts, (missing[0], "Alembic's --sql output has no step for it")
+        return parts, None
 
     def migrate(self, direction: str, target: str, check_mode: bool, want_sql: bool,
                 lint: bool, policy: dict[str, str], compensate: bool = True) -> Outcome:
@@ -692,19 +782,23 @@ class Migrator:
                 + " (see lint; set lint_policy to warn to accept them)", outcome=outcome)
         if check_mode or not outcome.pending:
             return outcome
-        goal = outcome.pending[-1] if direction == "upgrade" else (outcome.to_revision or
-                                                                   "base")
+        heads = outcome.target_heads
+        # The user's target as Alembic resolves it; an upgrade names the head it planned
+        # for (so a relative target cannot move if the database moved meanwhile).
+        goal = heads[0] if direction == "upgrade" and len(heads) == 1 else target
         try:
             results = self.alembic.call([{"op": "run", "direction": direction,
                                           "target": goal}, {"op": "current"}])
         except AlembicError as exc:
             self._after_failure(direction, start, outcome, exc, compensate)
-        now = _single(results["current"], "checking the result")
-        if now != outcome.to_revision:
+        now = sorted(results["current"])
+        outcome.current = _joined(now)
+        if now != sorted(heads):
             raise MigrationFailedError(
-                f"Alembic reported success, but the database is at revision {now}, not"
-                f" {outcome.to_revision}", outcome=outcome, current=now)
-        outcome.current = now
+                f"Alembic reported success, but the database is at revision"
+                f" {_joined(now) or 'base'}, not {outcome.to_revision or 'base'} (where"
+                f" Alembic resolved {target!r} to): check alembic_version and the schema"
+                " before anything else runs", outcome=outcome, current=outcome.current)
         outcome.revisions = list(outcome.pending)
         return outcome
 
@@ -719,7 +813,8 @@ class Migrator:
         base_msg = f"{direction} to {outcome.to_revision or 'base'} failed{where}: {error}"
         details = {"outcome": outcome, "failed_revision": failed, "error": str(error),
                    "statement": error.details.get("statement")}
-        reached = _single(self.current(), "compensation")
+        now = self.current()
+        reached = _single(now, "compensation") if direction == "upgrade" else _joined(now)
         outcome.current = reached
         applied = self._between(start, reached, outcome.pending, direction)
         outcome.revisions = applied

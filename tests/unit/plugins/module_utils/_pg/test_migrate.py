@@ -5,6 +5,9 @@ compensation logic (with a scripted stand-in for the helper)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -92,10 +95,10 @@ def test_pgoptions_keep_the_callers_options():
 
 
 def test_secrets_cover_password_url_and_env():
-    s = settings(env={"SECRET_KEY": "0123456789abcdef", "DEBUG": "1"})
+    s = settings(env={"SECRET_KEY": "0123456789abcdef", "PIN": "k9", "EMPTY": ""})
     secrets = s.secrets()
     assert SECRET in secrets and "s3cr%3Aet%2Fpw%40x" in secrets and s.url() in secrets
-    assert "0123456789abcdef" in secrets and "1" not in secrets
+    assert "0123456789abcdef" in secrets and "k9" in secrets and "" not in secrets
     text = f"failed for {s.url()} with {SECRET} and 0123456789abcdef"
     assert migrate.scrub(text, secrets) == "failed for ******** with ******** and ********"
 
@@ -202,7 +205,9 @@ def test_helper_reads_the_scripts(offline):
 def test_helper_steps(offline, direction, target, current, expected):
     steps = offline.call([{"op": "steps", "direction": direction, "target": target,
                            "current": current}])["steps"]
-    assert steps == {"revisions": expected}
+    after = [rev for rev in CHAIN if rev not in expected] if direction == "downgrade" \
+        else [rev for rev in CHAIN if rev in expected or rev in current]
+    assert steps == {"revisions": expected, "target_heads": after[-1:]}
 
 
 def test_helper_steps_report_an_unknown_target(offline):
@@ -254,12 +259,16 @@ class FakeAlembic:
     upgrade stop with an error after committing the revisions before it."""
 
     def __init__(self, current: list[str], heads: list[str] | None = None,
-                 fail_at: str | None = None, downgrade_fails: bool = False) -> None:
+                 fail_at: str | None = None, downgrade_fails: bool = False,
+                 sql_fails_at: str | None = None, lands_at: list[str] | None = None
+                 ) -> None:
         self.settings = Settings(config="/app/alembic.ini")
         self.db = current
         self.heads = heads or ["c"]
         self.fail_at = fail_at
         self.downgrade_fails = downgrade_fails
+        self.sql_fails_at = sql_fails_at  # --sql stops in this revision (online-only)
+        self.lands_at = lands_at  # where a run really leaves alembic_version
         self.calls: list[list[str]] = []
 
     def order(self) -> list[str]:
@@ -277,16 +286,33 @@ class FakeAlembic:
             elif op["op"] == "steps":
                 try:
                     results["steps"] = {"revisions": self._steps(op["direction"],
-                                                                 op["target"])}
+                                                                 op["target"]),
+                                        "target_heads": self._after(op["direction"],
+                                                                    op["target"])}
                 except ValueError as exc:
                     results["steps"] = {"error": {"message": str(exc)}}
             elif op["op"] == "sql":
-                results["sql"] = {"text": "".join(
-                    f"-- Running upgrade x -> {rev}\n\nALTER TABLE t DROP COLUMN {rev};\n\n"
-                    for rev in self._steps("upgrade", op["target"]))}
+                results["sql"] = self._sql(op["target"])
             elif op["op"] == "run":
                 self._run(op["direction"], op["target"])
+                if self.lands_at is not None:
+                    self.db = list(self.lands_at)
         return results
+
+    def _after(self, direction: str, target: str) -> list[str]:
+        if direction == "upgrade":
+            return [self.order()[-1] if target == "head" else target]
+        return [] if target == "base" else [target]
+
+    def _sql(self, target: str) -> dict[str, Any]:
+        text = ""
+        for rev in self._steps("upgrade", target):
+            text += f"-- Running upgrade x -> {rev}\n\n"
+            if rev == self.sql_fails_at:
+                return {"text": text, "error": {"message": "TypeError: 'NoneType' object"
+                                                           " is not subscriptable"}}
+            text += f"ALTER TABLE t DROP COLUMN {rev};\n\n"
+        return {"text": text}
 
     def _steps(self, direction: str, target: str) -> list[str]:
         order = self.order()
@@ -444,3 +470,152 @@ def test_downgrade(no_downgrade):
     assert (outcome.from_revision, outcome.to_revision, outcome.revisions) == ("c", "a",
                                                                                ["c", "b"])
     assert fake.db == ["a"]
+
+
+# A downgrade goes where Alembic resolves the target, and no further.
+
+def merge_app(tmp_path: Path) -> Path:
+    """The reference app plus 0004_x and 0004_y on the head and 0005_m merging them."""
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / "alembic.ini").write_text((APP / "alembic.ini").read_text())
+    shutil.copytree(APP / "migrations", root / "migrations",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for rev, down in (("0004_x", repr(CHAIN[-1])), ("0004_y", repr(CHAIN[-1])),
+                      ("0005_m", "('0004_x', '0004_y')")):
+        (root / "migrations" / "versions" / f"{rev}.py").write_text(
+            f"from alembic import op\nrevision = {rev!r}\ndown_revision = {down}\n"
+            "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
+            "    op.execute('SELECT 1')\n\n\ndef downgrade():\n    op.execute('SELECT 2')\n")
+    return root
+
+
+@pytest.mark.parametrize(("target", "pending", "after"), [
+    ("0004_x", ["0005_m"], ["0004_x", "0004_y"]),
+    (CHAIN[-1], ["0005_m", "0004_x", "0004_y"], [CHAIN[-1]]),
+    ("base", ["0005_m", "0004_x", "0004_y", *CHAIN[::-1]], []),
+])
+def test_helper_resolves_a_downgrade_from_a_merge(tmp_path, target, pending, after):
+    alembic = Alembic(Settings(config=str(merge_app(tmp_path) / "alembic.ini")),
+                      python=sys.executable)
+    steps = alembic.call([{"op": "steps", "direction": "downgrade", "target": target,
+                           "current": ["0005_m"]}])["steps"]
+    assert sorted(steps["revisions"]) == sorted(pending)
+    assert steps["target_heads"] == after
+
+
+MERGE_REVS = [
+    {"revision": "a", "down_revisions": [], "path": "/v/a.py", "is_head": False, "doc": ""},
+    {"revision": "x", "down_revisions": ["a"], "path": "/v/x.py", "is_head": False,
+     "doc": ""},
+    {"revision": "y", "down_revisions": ["a"], "path": "/v/y.py", "is_head": False,
+     "doc": ""},
+    {"revision": "m", "down_revisions": ["x", "y"], "path": "/v/m.py", "is_head": True,
+     "doc": ""},
+]
+
+
+class MergeFake(FakeAlembic):
+    """At the merge m of x and y; Alembic resolves ``downgrade x`` to removing m only."""
+
+    def __init__(self) -> None:
+        super().__init__(["m"], heads=["m"])
+        self.runs: list[str] = []
+
+    def call(self, ops: list[dict[str, Any]], read_only: bool = False) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for op in ops:
+            if op["op"] == "script":
+                results["script"] = {"revisions": MERGE_REVS, "heads": ["m"]}
+            elif op["op"] == "current":
+                results["current"] = list(self.db)
+            elif op["op"] == "steps":
+                assert op["target"] == "x"
+                results["steps"] = {"revisions": ["m"], "target_heads": ["x", "y"]}
+            elif op["op"] == "run":
+                self.runs.append(f"{op['direction']} {op['target']}")
+                self.db = {"x": ["x", "y"], "a": ["a"], "base": []}[op["target"]]
+        return results
+
+
+def test_downgrade_from_a_merge_stops_at_the_target(no_downgrade):
+    fake = MergeFake()
+    outcome = migrator(fake).migrate("downgrade", "x", False, False, False,
+                                     resolve_policy({}))
+    assert fake.runs == ["downgrade x"]
+    assert fake.db == ["x", "y"]
+    assert (outcome.from_revision, outcome.to_revision, outcome.current) == ("m", "x,y",
+                                                                             "x,y")
+    assert outcome.revisions == ["m"]
+
+
+def test_downgrade_that_lands_elsewhere_is_an_error(no_downgrade):
+    fake = FakeAlembic(["c"], lands_at=[])
+    with pytest.raises(MigrationFailedError, match="Alembic reported success, but the"
+                                                   " database is at revision base, not a"):
+        migrator(fake).migrate("downgrade", "a", False, False, False, resolve_policy({}))
+    assert fake.calls[-1] == ["run downgrade a", "current"]
+
+
+def test_outcome_records_the_script_heads(no_downgrade):
+    outcome = upgrade(FakeAlembic(["a"]))
+    assert outcome.as_result()["script_heads"] == ["c"]
+    assert "target_heads" not in outcome.as_result()
+
+
+# A fail policy cannot be bypassed by a revision whose offline SQL cannot be generated.
+
+@pytest.mark.parametrize("check", [False, True])
+def test_unlintable_revision_with_a_fail_policy_is_refused(no_downgrade, check):
+    fake = FakeAlembic(["a"], sql_fails_at="c")
+    with pytest.raises(LintFailedError) as info:
+        upgrade(fake, check=check, policy={"alter-column-type": "fail"})
+    message = str(info.value)
+    assert message.startswith("cannot lint revision c: TypeError: 'NoneType' object is not"
+                              " subscriptable; ")
+    assert "sets alter-column-type to fail" in message
+    assert "Set those policies to warn" in message and "offline-capable" in message
+    assert info.value.details["outcome"].lint[0]["revision"] == "b"
+    assert not any(call[0].startswith("run") for call in fake.calls)
+    assert fake.db == ["a"]
+
+
+@pytest.mark.parametrize("policy", [{}, {"no-downgrade": "fail"},
+                                    {"alter-column-type": "ignore"}])
+def test_unlintable_revision_without_a_fail_policy_runs_with_a_warning(no_downgrade, policy):
+    fake = FakeAlembic(["a"], sql_fails_at="c")
+    outcome = upgrade(fake, policy=policy)
+    assert fake.db == ["c"]
+    assert [f["revision"] for f in outcome.lint] == ["b"]
+    assert outcome.warnings == [
+        "the offline SQL (--sql) of revision c and the pending revisions after it could not"
+        " be generated, so it was not linted: TypeError: 'NoneType' object is not"
+        " subscriptable"]
+
+
+# Secrets are scrubbed whatever their length; the data the logic reads is not.
+
+def test_short_env_values_are_scrubbed_from_log_and_errors(tmp_path):
+    canary = "k9"
+
+    def runner(argv: list[str], env: dict[str, str], cwd: str):
+        assert env["PIN"] == canary
+        ops = json.loads(Path(argv[2]).read_text())["ops"]
+        if ops[0]["op"] == "current":
+            answer = {"ok": True, "results": {"current": ["0001_k9"]}}
+        else:
+            answer = {"ok": False, "op": "run", "running": "0001_k9",
+                      "error": {"type": "RuntimeError", "message": f"bad PIN {canary}",
+                                "traceback": [f"raise RuntimeError(PIN={canary})"]}}
+        Path(argv[3]).write_text(json.dumps(answer))
+        return subprocess.CompletedProcess(argv, 1, "", f"INFO env.py PIN={canary}\n")
+
+    alembic = Alembic(Settings(config=str(APP / "alembic.ini"), env={"PIN": canary}),
+                      python=sys.executable, runner=runner)
+    assert alembic.call([{"op": "current"}])["current"] == ["0001_k9"]
+    with pytest.raises(AlembicError) as info:
+        alembic.call([{"op": "run", "direction": "upgrade", "target": "head"}])
+    assert str(info.value) == "RuntimeError: bad PIN ********"
+    assert info.value.details["running"] == "0001_k9"
+    assert canary not in json.dumps(info.value.details["traceback"])
+    assert alembic.log == ["INFO env.py PIN=********"]
