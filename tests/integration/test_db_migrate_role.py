@@ -19,11 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "tests" / "app"
 HEAD = "0003_backfill_email_domain"
 CANARY = "canary-env-3b8d0f5e77a1"
+PASSWORD_CANARY = "canary-Pw-5c1e0a9d2f"
 
 
 @pytest.fixture
 def db(lab_env: dict[str, str]):
-    with scratch_db(lab_env, "mg") as name:
+    with scratch_db(lab_env, "mg2") as name:
         yield name
 
 
@@ -105,11 +106,13 @@ def test_role_check_apply_again(lab_env, tmp_path, app, db):
     assert first.returncode == 0, first.stdout + first.stderr
     assert recap(first)["changed"] == 1
     assert (fact["from_revision"], fact["to_revision"]) == (None, HEAD)
+    assert fact["script_heads"] == [HEAD]
     assert fact["revisions"] == ["0001_initial", "0002_users_email_idx", HEAD]
     assert fact["lint"] == [] and fact["error"] is None
     password = lab_env["LAB_PG_APP_PASSWORD"]
     for secret in (CANARY, password):
         assert secret not in first.stdout + first.stderr
+    assert "'no_log: true' was specified for this result" in first.stdout
 
     again, fact = play(lab_env, tmp_path, role_vars)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -167,3 +170,30 @@ def test_role_refuses_missing_inputs(lab_env, tmp_path):
     assert "db_migrate_url" in proc.stdout
     assert "FAILED=True" in proc.stdout
     assert fact is None
+
+
+def with_password(url: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    userinfo, host = rest.split("@", 1)
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:{password}@{host}"
+
+
+def test_role_failure_shows_the_modules_message_never_the_password(lab_env, tmp_path, app,
+                                                                   db):
+    role_vars = {"db_migrate_config": str(app / "alembic.ini"),
+                 "db_migrate_url": with_password(db_url(lab_env, db), PASSWORD_CANARY),
+                 "db_migrate_env": {"SECRET_KEY": CANARY}}
+    proc, fact = play(lab_env, tmp_path, role_vars, "-vvvv")
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # rescued by the test's block
+    output = proc.stdout + proc.stderr
+    for secret in (PASSWORD_CANARY, CANARY):
+        assert secret not in output
+    # The migration task is no_log; the rescue raises the module's own message again.
+    assert "'no_log: true' was specified for this result" in output
+    failed = output.split("TASK [prodready.deploy.db_migrate : Fail with the message of the"
+                          " migration]", 1)[1].split("TASK [", 1)[0]
+    assert "password authentication failed" in failed and "check the password" in failed
+    assert fact["failed"] is True and fact["_failed_in_play"] is True
+    assert "password authentication failed" in fact["error"]
+    assert fact["script_heads"] == [] and fact["to_revision"] is None
+    assert version(lab_env, db) is None
