@@ -90,5 +90,5 @@ def test_client_env_without_password_never_reads_the_callers_pgpass() -> None:
 def test_connect_errors_are_typed_and_scrubbed(message: str, cls: type) -> None:
     params = c.from_params({"url": "postgresql://app:canary-pw@h/db"})
     err = c.connect_error(f"{message} canary-pw", params)
-    assert type(err) is cls
+    assert err.__class__ is cls  # exactly this class, not a subclass or the base
     assert "canary-pw" not in str(err) and "app@h:5432/db" in str(err)
