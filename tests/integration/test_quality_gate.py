@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import string
 import subprocess
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible_run import ANSIBLE, ansible_env, run_module
+from ansible_run import ANSIBLE, REPO, ansible_env, run_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quality_gate"
 OSV = str(FIXTURES / "osv")
@@ -269,3 +270,40 @@ def test_unusable_inputs_fail_their_gate(tmp_path, args, gate_id, message):
     assert rc != 0
     assert gate_id in result["failed_checks"]
     assert message in by_id(result)[gate_id]["message"]
+
+
+def play_role(tmp_path: Path, role_vars: dict, *flags: str) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "gate.yml"
+    playbook.write_text(json.dumps([{
+        "name": "Gate", "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"name": "Run the quality gate", "ansible.builtin.include_role": {
+            "name": "prodready.deploy.quality_gate"}, "vars": role_vars}],
+    }]))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
+                           str(REPO / "inventories/local"), str(playbook), *flags],
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def test_role_prints_every_gate_and_fails_on_a_failed_one(tmp_path):
+    src = make_tree(tmp_path / "src", PASSING)
+    evidence = tmp_path / "evidence"
+    role_vars = {"quality_gate_src": str(src), "quality_gate_evidence_dir": str(evidence),
+                 "quality_gate_osv_path": OSV}
+    proc = play_role(tmp_path, role_vars, "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not evidence.exists()
+    proc = play_role(tmp_path, role_vars)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (evidence / "quality-gate.json").is_file()
+    said = " ".join(proc.stdout.split())  # the callback folds long lines
+    for gate_id in ("tests", "coverage", "bandit", "dependencies", "secrets"):
+        assert f"'{gate_id}: pass - " in said
+    (src / "requirements.txt").write_text("six==1.16.0\n")
+    proc = play_role(tmp_path, role_vars)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert "'dependencies: fail - 1 vulnerable pin(s) among 1 pinned requirements: " \
+           "requirements.txt:1 TEST-QG-0001" in said
+    assert "'tests: pass - " in said  # printed although the task failed
