@@ -316,11 +316,25 @@ def named_secrets(env: Mapping[str, str | None], settings: EnvSettings,
     return found
 
 
+def _service(name: str) -> str:
+    """REDIS_URL (password) -> REDIS; DATABASE_URL, DB_PASSWORD, POSTGRES_* -> DATABASE."""
+    head = name.split(" ", 1)[0].split("_", 1)[0].upper()
+    return "DATABASE" if head in ("DB", "PG", "POSTGRES", "POSTGRESQL") else head
+
+
+def _same_credential(names: Sequence[str]) -> bool:
+    """A URL's password and the variable that holds the same password on its own
+    (REDIS_URL and REDIS_PASSWORD) are one credential written twice, not a reuse."""
+    return any(n.endswith(" (password)") for n in names) and \
+        len({_service(n) for n in names}) == 1
+
+
 def check_distinct(secrets: Mapping[str, str]) -> CheckResult:
     groups: dict[str, list[str]] = {}
     for name, value in secrets.items():
         groups.setdefault(value, []).append(name)
-    shared = [names for names in groups.values() if len(names) > 1]
+    shared = [names for names in groups.values()
+              if len(names) > 1 and not _same_credential(names)]
     data = {"compared": list(secrets), "shared": shared}
     if len(secrets) < 2:
         return CheckResult("secret.distinct", "skip", "fewer than two secrets are set", "",
