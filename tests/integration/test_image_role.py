@@ -48,7 +48,7 @@ def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str,
 def outcome(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     """changed count, failed message and image_result of a run with the json callback."""
     try:
-        doc = json.loads(proc.stdout[proc.stdout.index("{"):])
+        doc = json.loads(proc.stdout[proc.stdout.index("{\n"):])
     except ValueError:
         pytest.fail(f"no JSON from ansible-playbook:\n{proc.stdout}\n{proc.stderr}")
     tasks = doc["plays"][0]["tasks"]
