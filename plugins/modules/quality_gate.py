@@ -154,6 +154,7 @@ attributes:
   platform:
     platforms: posix
   idempotent:
+    description: Whether a second run over the same tree changes nothing.
     support: full
     details: The evidence has no timestamps; the same tree gives the same files and no change.
 requirements:

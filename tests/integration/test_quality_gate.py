@@ -21,7 +21,8 @@ from ansible_run import ANSIBLE, REPO, ansible_env, run_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quality_gate"
 OSV = str(FIXTURES / "osv")
-NO_LAB: dict[str, str] = {}  # the gate needs no lab service
+NO_LAB: dict[str, str] = {}
+MISSING_BASELINE = "missing.baseline"  # the gate needs no lab service
 
 PASSING = {
     "app/__init__.py": "",
@@ -95,8 +96,8 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def canary_key() -> str:
     """An AWS-looking access key id, new for every run."""
-    return "AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits)
-                            for _ in range(16))
+    alphabet = string.ascii_uppercase + string.digits
+    return "AKIA" + "".join(secrets.SystemRandom().choices(alphabet, k=16))
 
 
 def gate(src: Path, evidence: Path, *flags: str, **args):
@@ -257,7 +258,7 @@ def test_secret_in_the_baseline_passes(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "gate_id", "message"), [
-    ({"secrets_baseline": "missing.baseline", "gates": ["secrets"]}, "secrets",
+    ({"secrets_baseline": MISSING_BASELINE, "gates": ["secrets"]}, "secrets",
      "cannot read the secrets baseline"),
     ({"requirements": ["nope.txt"], "gates": ["dependencies"]}, "dependencies",
      "cannot read the requirements file"),
