@@ -164,7 +164,7 @@ class RegistryClient:
     repository: Repository
     transport: Transport
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     base_url: str | None = None
     requests: list[str] = field(default_factory=list)
     _authorization: str | None = field(default=None, repr=False)
