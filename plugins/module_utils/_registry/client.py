@@ -179,7 +179,12 @@ class RegistryClient:
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
     def _who(self) -> str:
-        return f"user {self.username}" if self.username else "anonymous access"
+        return f"user {self.username}" if self.username else "anonymous clients"
+
+    def _refused(self, by: str, status: int, resp: Response) -> RegistryAuthError:
+        what = (f"the credentials of user {self.username}" if self.username
+                else "anonymous access")
+        return RegistryAuthError(f"{by} refused {what} ({status} {resp.error_text()})")
 
     def _answer_challenge(self, resp: Response, path: str) -> None:
         """Set the Authorization the registry asked for in its 401, or raise."""
@@ -189,8 +194,7 @@ class RegistryClient:
                 raise RegistryAuthError(f"{self.base_url} asks for credentials (Basic) and "
                                         f"none were given")
             if self._basic_sent:
-                raise RegistryAuthError(f"{self.base_url} refused the credentials of "
-                                        f"{self._who()} (401 {resp.error_text()})")
+                raise self._refused(self.base_url, 401, resp)
             self._authorization, self._basic_sent = self._basic(), True
         elif scheme == "bearer" and params.get("realm"):
             scope = params.get("scope") or f"repository:{self.repository.path}:pull"
@@ -207,8 +211,7 @@ class RegistryClient:
         resp = self.transport("GET", url, headers)
         self.requests.append(f"GET {realm} scope={scope} -> {resp.status}")
         if resp.status in (401, 403):
-            raise RegistryAuthError(f"the token service {realm} refused the credentials of "
-                                    f"{self._who()} ({resp.status} {resp.error_text()})")
+            raise self._refused(f"the token service {realm}", resp.status, resp)
         if resp.status != 200:
             raise RegistryProtocolError(f"the token service {realm} answered {resp.status} "
                                         f"({resp.error_text()})")
@@ -235,8 +238,7 @@ class RegistryClient:
             challenges += 1
             self._answer_challenge(resp, path)
         if resp.status == 401:
-            raise RegistryAuthError(f"{self.base_url} refused the credentials of "
-                                    f"{self._who()} (401 {resp.error_text()})")
+            raise self._refused(self.base_url, 401, resp)
         if resp.status == 403:
             raise RegistryAuthError(f"{self.base_url} denied {self._who()} access to "
                                     f"{self.repository.path} (403 {resp.error_text()})")

@@ -160,10 +160,22 @@ def test_bearer_token_missing_from_the_answer() -> None:
         RegistryClient(REPO, script).check_access()
 
 
+def test_anonymous_access_refused() -> None:
+    script = Script({(f"{BASE}/v2/", None): challenge("Bearer realm=\"https://a/t\""),
+                     ("https://a/t?scope=repository%3Ashop%2Fweb%3Apull", None):
+                         Response(200, {}, b'{"token": "t"}'),
+                     (f"{BASE}/v2/", "Bearer t"): challenge("Bearer realm=\"https://a/t\""),
+                     })
+    with pytest.raises(RegistryAuthError) as err:
+        RegistryClient(REPO, script).check_access()
+    assert str(err.value) == ("https://r.example refused anonymous access "
+                              "(401 UNAUTHORIZED: authentication required)")
+
+
 def test_denied_is_named() -> None:
     script = Script({(f"{BASE}/v2/shop/web/manifests/1.0", None): Response(
         403, {}, json.dumps({"errors": [{"code": "DENIED", "message": "no"}]}).encode())})
-    with pytest.raises(RegistryAuthError, match=r"denied anonymous access access to shop/web "
+    with pytest.raises(RegistryAuthError, match=r"denied anonymous clients access to shop/web "
                                                 r"\(403 DENIED: no\)"):
         RegistryClient(REPO, script).manifest("1.0")
 
