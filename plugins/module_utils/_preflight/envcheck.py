@@ -480,11 +480,11 @@ def check_database_url(env: Mapping[str, str | None], name: str = "DATABASE_URL"
     data = {"host": parts["host"], "port": parts["port"], "database": parts["database"],
             "user": parts["username"], "driver": parts["driver"],
             "has_password": parts["password"] is not None}
-    problems = [what for what, ok in (("a database name", parts["database"]),
-                                      ("a user", parts["username"])) if not ok]
+    problems = [what for what, ok in (("database", parts["database"]),
+                                      ("user", parts["username"])) if not ok]
     if problems:
         return CheckResult("database.url", "fail",
-                           f"{name} parses but has no {' and no '.join(problems)}",
+                           f"{name} parses but names no {' and no '.join(problems)}",
                            f"put them in {name}: postgresql://user:password@host:5432/db",
                            data), parts
     return CheckResult("database.url", "pass",
