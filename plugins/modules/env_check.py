@@ -448,7 +448,10 @@ def plan(params: dict[str, Any], env: dict[str, str | None]
         add(endpoint.id, None,
             lambda e=endpoint: tls.check_endpoint(e, params["ca_path"], timeout,
                                                   params["cert_warn_days"]))
+    for text in params["kubernetes_permissions"]:
+        http.parse_permission(text)  # refuse a malformed one before anything runs
     if params["cors_probe_url"]:
+        http.cors_probe_target(params["cors_probe_url"])
         add("cors.probe", None,
             lambda: http.check_cors_probe(params["cors_probe_url"],
                                           params["cors_probe_origin"], params["ca_path"],

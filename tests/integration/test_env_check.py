@@ -606,3 +606,75 @@ def test_role_passes_on_the_good_environment(lab_env, good_port, tmp_path):
     assert "13 pass, 0 warn, 0 fail, 1 skip" in output
     assert "kubernetes.reachable  | SKIP   | no kubeconfig given" in output
     assert MARK not in output
+
+
+# ----------------------------------------------------------------- CORS probe, inputs
+
+
+@contextlib.contextmanager
+def cors_server(reflect: bool) -> Iterator[int]:
+    """A loopback HTTP server that answers CORS preflights - reflecting any Origin with
+    credentials (a real misconfiguration), or allowing only its own origin."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_OPTIONS(self) -> None:  # noqa: N802 - the http.server API
+            self.send_response(204)
+            origin = self.headers.get("Origin", "") if reflect else "https://shop.example.com"
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Credentials", "true")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("reflect", [True, False])
+def test_cors_probe_fails_on_a_reflected_origin_with_credentials(lab_env, good_port, reflect):
+    with cors_server(reflect) as port:
+        url = f"http://127.0.0.1:{port}/api/users"
+        rc, result, _proc = check(lab_env, good_args(lab_env, good_port, cors_probe_url=url))
+    probe = by_id(result)["cors.probe"]
+    if reflect:
+        assert rc != 0
+        assert_only_fails(result, "cors.probe")
+        assert probe["message"] == (f"{url} allows the foreign origin"
+                                    " https://preflight-probe.invalid with credentials"
+                                    " (Access-Control-Allow-Origin:"
+                                    " https://preflight-probe.invalid)")
+    else:
+        assert rc == 0, result["table"]
+        assert probe["status"] == "pass"
+    assert probe["data"]["allow_credentials"] is True
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"kubernetes_permissions": ["deployments"]},
+     "option kubernetes_permissions: 'deployments' is not 'verb resource[.group]'"),
+    ({"endpoints": ["127.0.0.1:notaport"]}, "option endpoints: '127.0.0.1:notaport' is not"),
+    ({"cors_probe_url": "ftp://x"}, "option cors_probe_url must be an http(s) URL"),
+    ({"timeout": 0}, "option timeout must be at least 1"),
+])
+def test_bad_options_fail_before_any_check(lab_env, good_port, args, message):
+    rc, result, _proc = check(lab_env, good_args(lab_env, good_port, **args))
+    assert rc != 0
+    assert result["msg"].startswith(f"Cannot run the preflight of pfshop: {message}")
+    assert "checks" not in result
+
+
+def test_missing_kubeconfig_fails_its_check(lab_env, good_port, tmp_path):
+    rc, result, _proc = check(lab_env, good_args(lab_env, good_port,
+                                                 kubeconfig=str(tmp_path / "none")))
+    assert rc != 0
+    assert_only_fails(result, "kubernetes.reachable")
+    assert by_id(result)["kubernetes.reachable"]["message"].startswith(
+        f"cannot read the kubeconfig {tmp_path / 'none'}: No such file")

@@ -326,6 +326,9 @@ def check_kubernetes(path: str, context: str | None, namespace: str | None,
     except CheckFailure as exc:
         return CheckResult(cid, "fail", str(exc), "check the kubeconfig and that the API"
                            " server is up", data)
+    except PreflightInputError as exc:  # the kubeconfig itself
+        return CheckResult(cid, "fail", str(exc), "fix the kubeconfig (option kubeconfig,"
+                           " kubernetes_context)", data)
     except (OSError, ValueError) as exc:  # token file, base64 data
         return CheckResult(cid, "fail", f"cannot use the kubeconfig {path}:"
                            f" {type(exc).__name__}", "check its certificate and token"
@@ -402,14 +405,23 @@ def _kube_checks(target: KubeTarget, wanted: Sequence[tuple[str, dict[str, str]]
 # cors.probe
 
 
+def cors_probe_target(url: str) -> str:
+    """The probe's URL, refused unless it is http(s) with a host."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PreflightInputError("option cors_probe_url must be an http(s) URL with a host")
+    return url
+
+
 def check_cors_probe(url: str, origin: str, ca_path: str | None, timeout: float
                      ) -> CheckResult:
     """An OPTIONS preflight from a foreign origin: the server must not allow it with
     credentials (a reflected origin or '*')."""
     cid = "cors.probe"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PreflightInputError("option cors_probe_url must be an http(s) URL")
+    cors_probe_target(url)
     data: dict[str, Any] = {"url": url, "origin": origin}
     try:
         status, headers, _body = request(url, timeout, ca_path, method="OPTIONS", headers={
