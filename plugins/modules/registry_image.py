@@ -107,6 +107,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: Whether a second run with the same options changes nothing.
     support: full
     details: It never changes anything; RV(ignore:changed) is always V(false).
   platform:
@@ -114,9 +115,9 @@ attributes:
 notes:
   - Reading needs the C(pull) permission on the repository.
   - The module reads the registry from the host it runs on; run it where the push runs.
+  - The role C(prodready.deploy.image) builds, tags and pushes an image with community.docker
+    and this module.
 seealso:
-  - role: prodready.deploy.image
-    description: Builds, tags and pushes an image with community.docker and this module.
   - module: community.docker.docker_image_push
   - name: OCI distribution specification
     description: The registry API this module reads.

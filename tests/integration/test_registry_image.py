@@ -199,4 +199,3 @@ def test_an_index_is_compared_through_its_platform_image(lab_env, pushed) -> Non
         **creds(lab_env)})
     assert rc == 0, result
     assert result["image_id"] == pushed["one"]
-

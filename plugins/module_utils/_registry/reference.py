@@ -96,4 +96,3 @@ def check_digest(digest: str, what: str = "digest") -> str:
     if not DIGEST_RE.match(digest or ""):
         raise InvalidReferenceError(f"{what} {digest!r} is not sha256: and 64 lowercase hex digits")
     return digest
-
