@@ -62,6 +62,7 @@ description:
     the others. This module runs all of them in one start, concurrently, and reports all
     findings at once. It parses certificates with C(cryptography), as community.crypto
     does.
+  - The role C(prodready.deploy.preflight) runs this module and prints its table.
   - Secrets are never printed - O(env) is C(no_log), messages and data name variables and
     hold counts, never values (only the values of mode variables such as C(DEBUG) and
     C(FLASK_ENV) are shown). See the notes for how the masking is kept readable.
@@ -249,8 +250,6 @@ notes:
 seealso:
   - module: prodready.deploy.pg_check
   - module: community.crypto.get_certificate
-  - role: prodready.deploy.preflight
-    description: Runs this module and prints its table.
 """
 
 EXAMPLES = r"""

@@ -338,7 +338,7 @@ def test_wildcard_origin_with_credentials_fails_cors(lab_env, good_port):
 
 
 def test_sslmode_disable_fails_database_sslmode(lab_env, good_port):
-    url = lab_env["DATABASE_URL"].split("?")[0] + "?sslmode=disable"
+    url = lab_env["DATABASE_URL"].split("?", maxsplit=1)[0] + "?sslmode=disable"
     rc, result, _proc = check(lab_env, with_env(good_args(lab_env, good_port),
                                                 DATABASE_URL=url))
     assert rc != 0

@@ -135,7 +135,7 @@ class Reader:
             return None if size < 0 else self._exact(size).decode(errors="replace")
         if kind == b"*":
             count = int(rest)
-            return None if count < 0 else [self.reply() for _ in range(count)]
+            return None if count < 0 else [self.reply() for _item in range(count)]
         raise ConnectionError("the server did not answer in the Redis protocol"
                               f" (first byte {kind!r})")
 

@@ -246,7 +246,7 @@ def test_cors(env, status, text):
     (URL.replace("verify-full", "require"), "pass", "pass", "verify-full would also check"),
     (URL.replace("verify-full", "disable"), "pass", "fail",
      "DATABASE_URL has sslmode=disable, which allows an unencrypted connection"),
-    (URL.split("?")[0], "pass", "fail", "sets no sslmode"),
+    (URL.split("?", maxsplit=1)[0], "pass", "fail", "sets no sslmode"),
     (f"mysql://app:{CANARY}@db/app", "fail", "skip", "DATABASE_URL did not parse"),
 ])
 def test_database_url_and_sslmode(url, url_status, mode_status, text):

@@ -35,7 +35,7 @@ def test_encode():
 def test_reader_parses_every_reply_type():
     reader = Reader(FakeSock(b"+PONG\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n+a\r\n:1\r\n"
                              b"-WRONGPASS invalid username-password pair\r\n"))
-    assert [reader.reply() for _ in range(5)] == ["PONG", 42, "hello", None, ["a", 1]]
+    assert [reader.reply() for _reply in range(5)] == ["PONG", 42, "hello", None, ["a", 1]]
     with pytest.raises(RespError, match="WRONGPASS"):
         reader.reply()
     with pytest.raises(ConnectionError, match="closed"):
@@ -72,7 +72,7 @@ def serve(replies: list[bytes]):
     listener = socket.create_server(("127.0.0.1", 0))
 
     def run():
-        conn, _ = listener.accept()
+        conn, _addr = listener.accept()
         with conn:
             for reply in replies:
                 if not conn.recv(4096):
