@@ -35,7 +35,7 @@ def normalise_xml(text: str) -> bytes:
         for name in _VOLATILE_XML:
             node.attrib.pop(name, None)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8",
-                                                                      xml_declaration=False) \
+                                                                     xml_declaration=False) \
         + b"\n"
 
 

@@ -125,7 +125,7 @@ def check_registry(url: str, username: str | None, password: str | None,
                            "check registry_url, that the registry is up, and the CA"
                            " (registry_ca_cert)", data)
     data.update(status=status, auth=auth, api_version=_header(headers,
-                                                               "Docker-Distribution-API-Version"))
+                                                              "Docker-Distribution-API-Version"))
     if status == 200:
         who = f"as {username}" if username else "anonymously"
         return CheckResult(cid, "pass", f"{base} answers /v2/ {who} ({auth} auth)", "", data)
@@ -248,7 +248,7 @@ def kube_target(path: str, context: str | None = None, namespace: str | None = N
             server=cluster["server"].rstrip("/"),
             namespace=namespace or ctx.get("namespace") or "default", context=name,
             user=str(ctx.get("user")), ca_file=from_data("certificate-authority-data",
-                                                          "certificate-authority"),
+                                                         "certificate-authority"),
             insecure=bool(cluster.get("insecure-skip-tls-verify")), token=token,
             client_cert=from_data("client-certificate-data", "client-certificate"),
             client_key=from_data("client-key-data", "client-key"),

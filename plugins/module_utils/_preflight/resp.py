@@ -188,7 +188,7 @@ def check_redis(target: RedisTarget, timeout: float, ca_cert: str | None = None
         return CheckResult(CHECK_ID, "fail", f"cannot connect to Redis at {target.describe()}:"
                            f" {exc.strerror or exc}", "check REDIS_HOST and REDIS_PORT, and"
                            " that Redis listens there", {"target": target.describe(),
-                                                          "commands": commands})
+                                                         "commands": commands})
     try:
         sock: Any = raw
         if target.tls:
@@ -212,7 +212,7 @@ def check_redis(target: RedisTarget, timeout: float, ca_cert: str | None = None
                                " with something other than PONG", "check that REDIS_HOST"
                                " and REDIS_PORT point at Redis", data)
         auth = "with the password in " + ("REDIS_URL" if target.source == "REDIS_URL" else
-                                         "REDIS_PASSWORD") if target.password else \
+                                          "REDIS_PASSWORD") if target.password else \
             "without a password"
         status = "pass" if target.password else "warn"
         return CheckResult(CHECK_ID, status, f"Redis at {target.describe()} answers PING"

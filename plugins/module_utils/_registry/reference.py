@@ -61,7 +61,7 @@ def parse_repository(value: str) -> Repository:
         raise InvalidReferenceError("the repository is empty")
     if "://" in text:
         raise InvalidReferenceError(f"{value!r} is a URL; give the repository as docker names it, "
-                              f"e.g. registry.example:5000/team/app")
+                                    f"e.g. registry.example:5000/team/app")
     if "@" in text:
         raise InvalidReferenceError(f"{value!r} holds a digest; give the repository without it")
     first, sep, rest = text.partition("/")
@@ -74,21 +74,21 @@ def parse_repository(value: str) -> Repository:
         host, path = DOCKER_HUB, text
     if ":" in path:
         raise InvalidReferenceError(f"{value!r} holds a tag; give the repository without it and "
-                              f"the tags apart")
+                                    f"the tags apart")
     if not _HOST_RE.match(host):
         raise InvalidReferenceError(f"{host!r} is not a registry host[:port]")
     if host == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
     if not _PATH_RE.match(path) or len(path) > 255:
         raise InvalidReferenceError(f"{path!r} is not a repository path (lowercase letters, digits "
-                              f"and separators . _ __ - between /-separated components)")
+                                    f"and separators . _ __ - between /-separated components)")
     return Repository(host=host, path=path)
 
 
 def check_tag(tag: str) -> str:
     if not TAG_RE.match(tag or ""):
         raise InvalidReferenceError(f"{tag!r} is not a valid tag (at most 128 characters from "
-                              f"A-Z a-z 0-9 _ . -, not starting with . or -)")
+                                    f"A-Z a-z 0-9 _ . -, not starting with . or -)")
     return tag
 
 

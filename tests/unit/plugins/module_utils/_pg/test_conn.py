@@ -29,7 +29,7 @@ def test_url_parts_and_overrides() -> None:
     ("", 5, 5),
 ])
 def test_connect_timeout_option_wins_over_the_url(query: str, option: int | None,
-                                                 expected: int) -> None:
+                                                  expected: int) -> None:
     params = c.from_params({"url": f"postgresql://u@h/db{query}", "connect_timeout": option})
     assert params.connect_timeout == expected
     assert params.libpq_settings()["connect_timeout"] == str(expected)

@@ -101,7 +101,6 @@ def test_judge(days, error, status, text):
 
 def test_unreachable_endpoint_fails_naming_it():
 
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
