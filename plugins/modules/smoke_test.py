@@ -109,6 +109,9 @@ notes:
     to the expected value), C(latency_ms) (the budget of this step) and C(save) (name to a
     JMESPath expression over the JSON body)."
   - Placeholders may appear in paths, headers, bodies and expected values.
+  - Ansible templates module arguments, so inline O(steps) with placeholders must be marked
+    C(!unsafe) (or wrapped in C({% raw %})); a suite file is read by the module and needs
+    neither.
 seealso:
   - module: prodready.deploy.http_check
 """
@@ -122,11 +125,11 @@ EXAMPLES = r"""
     junit_path: /var/lib/deploy/evidence/smoke-gdpr.xml
     latency_ms: 500
 
-- name: A suite inline
+- name: A suite inline (!unsafe, so that Ansible leaves the placeholders to the module)
   prodready.deploy.smoke_test:
     base_url: http://127.0.0.1:8000
     name: users
-    steps:
+    steps: !unsafe
       - name: create
         method: POST
         path: /api/users

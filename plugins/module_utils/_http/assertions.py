@@ -122,10 +122,7 @@ def _substitute_text(text: str, scopes: Mapping[str, Mapping[str, Any]]) -> Any:
     whole = _PLACEHOLDER.fullmatch(text.strip())
     if whole:
         return _lookup(whole.group(1), whole.group(2), scopes)
-    for braces in _ANY_BRACES.findall(text):
-        if not _PLACEHOLDER.fullmatch(braces):
-            raise HttpInputError(f"{braces!r} is not a placeholder: write {{{{ saved.<name> }}}},"
-                                 " {{ vars.<name> }} or {{ run.id }} (no expressions)")
+    refuse_expressions(text)
 
     def replace(match: re.Match[str]) -> str:
         found = _lookup(match.group(1), match.group(2), scopes)
@@ -134,9 +131,23 @@ def _substitute_text(text: str, scopes: Mapping[str, Mapping[str, Any]]) -> Any:
     return _PLACEHOLDER.sub(replace, text)
 
 
+def refuse_expressions(text: str) -> None:
+    """Anything between double braces must be a plain placeholder in a known namespace."""
+    for braces in _ANY_BRACES.findall(text):
+        match = _PLACEHOLDER.fullmatch(braces)
+        if not match:
+            raise HttpInputError(f"{braces!r} is not a placeholder: write {{{{ saved.<name> }}}},"
+                                 " {{ vars.<name> }} or {{ run.id }} (no expressions)")
+        if match.group(1) not in NAMESPACES:
+            raise HttpInputError(f"unknown placeholder {braces}: only"
+                                 f" {', '.join(n + '.<name>' for n in NAMESPACES)} exist")
+
+
 def placeholders(value: Any) -> set[tuple[str, str]]:
-    """Every (namespace, name) a value refers to."""
+    """Every (namespace, name) a value refers to; refuses anything else between double
+    braces."""
     if isinstance(value, str):
+        refuse_expressions(value)
         return {(m.group(1), m.group(2)) for m in _PLACEHOLDER.finditer(value)}
     if isinstance(value, list):
         return set().union(*(placeholders(v) for v in value)) if value else set()

@@ -168,3 +168,14 @@ def test_junit_report(tmp_path: Path) -> None:
     assert cases[2].find("skipped") is not None
     assert cases[3].find("error") is not None
     assert [p.name for p in path.parent.iterdir()] == ["junit.xml"]  # no temporary left
+
+
+@pytest.mark.parametrize(("step", "message"), [
+    ({"path": "/x/{{ lookup('env', 'HOME') }}"}, "is not a placeholder"),
+    ({"path": "/x", "headers": {"X": "{{ env.HOME }}"}}, "unknown placeholder {{ env.HOME }}"),
+    ({"path": "/x", "json": {"a": "{{ saved.id | int }}"}}, "is not a placeholder"),
+])
+def test_expressions_are_refused_before_anything_is_sent(step: dict[str, Any],
+                                                         message: str) -> None:
+    with pytest.raises(HttpInputError, match=message.replace("{", r"\{").replace("|", r"\|")):
+        smoke.parse_steps([{"path": "/first"}, step])
