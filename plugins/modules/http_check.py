@@ -300,8 +300,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The checks only send requests that do not change the service (the probes are
-      refused by validation); check mode runs them too.
+    details: The module changes nothing itself, so check mode runs every check. The input
+      probes and the rate-limit burst are real requests in check mode too.
   diff_mode:
     support: none
   idempotent:
