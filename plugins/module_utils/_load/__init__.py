@@ -1,0 +1,1 @@
+"""Load test helpers of prodready.deploy (private: the API may change)."""

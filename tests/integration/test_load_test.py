@@ -1,0 +1,211 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""load_test against containers of the reference app's image with fault switches: the error
+rate against the server's own count, the latency percentiles against hey on the same server
+at the same time, and thresholds that fail with the measured numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible_run import run_module
+
+HEY = Path(os.environ.get("PRODREADY_CACHE", Path.home() / ".cache" / "prodready"),
+           "bin", "hey")
+CANARY = "Bearer canary-load-5d01e7"
+LATENCY_MS = 200
+METRIC = re.compile(r'^http_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$', re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker(lab_env: dict[str, str], *args: str, check: bool = True
+           ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **lab_env}, check=check)
+
+
+def requests_by_status(base: str, endpoint: str) -> dict[str, int]:
+    """The server's own count of answers per status for one route (/metrics is exempt from
+    the fault switches and aggregates every gunicorn worker)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    counts: dict[str, int] = {}
+    for match in METRIC.finditer(text):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("endpoint") == endpoint:
+            counts[labels["status"]] = counts.get(labels["status"], 0) + int(
+                float(match["value"]))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def apps(lab_env: dict[str, str], refapp: dict[str, str], tmp_path_factory: Any
+         ) -> Iterator[dict[str, str]]:
+    """Our own containers of the reference app: 1% of answers 500, and every answer
+    200 ms late. Rate limiting off (every request comes from 127.0.0.1). Removed after."""
+    variants = {
+        "errors": {"FAULT_ERROR_RATE": "1", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8"},
+        "slow": {"FAULT_LATENCY_MS": str(LATENCY_MS), "GUNICORN_WORKERS": "2",
+                 "GUNICORN_THREADS": "20"},
+    }
+    lab_file = Path(lab_env["PRODREADY_LAB_DIR"], "refapp.env").read_text()
+    base_env = dict(line.split("=", 1) for line in lab_file.splitlines() if "=" in line)
+    suffix = uuid.uuid4().hex[:6]
+    started, names = {}, []
+    try:
+        for variant, faults in variants.items():
+            port = free_port()
+            env = {**base_env, "PORT": str(port), "RATE_LIMIT_PER_MINUTE": "0", **faults}
+            env_file = tmp_path_factory.mktemp("env") / f"{variant}.env"
+            env_file.touch(mode=0o600)
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+            name = f"load-test-{variant}-{suffix}"
+            names.append(name)
+            docker(lab_env, "run", "-d", "--name", name, "--label", "prodready.lab=1",
+                   "--network", "host", "--read-only", "--tmpfs", "/tmp",
+                   "--env-file", str(env_file),
+                   "-v", f"{lab_env['LAB_CA_CERT']}:/etc/prodready/ca.crt:ro", refapp["image"])
+            started[variant] = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        for base in started.values():
+            while True:
+                try:
+                    requests_by_status(base, "/version")
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"{base} did not start within 60 s")
+                    time.sleep(0.3)
+        yield started
+    finally:
+        for name in names:
+            docker(lab_env, "rm", "-f", name, check=False)
+
+
+def nearest_rank(values: list[float], percent: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(percent / 100 * len(ordered))) - 1]
+
+
+def test_error_rate_matches_the_servers_count(lab_env: dict[str, str],
+                                              apps: dict[str, str]) -> None:
+    """1% of answers are 500s, drawn at random per request, so over 12,000 requests the true
+    share itself varies by about 0.1 point: the reference is the server's own count of the
+    500s it sent, which our measured rate must match within 0.05 points (it should be exact:
+    nothing else talks to this container)."""
+    base = apps["errors"]
+    before = requests_by_status(base, "/version")
+    rc, result, proc = run_module(lab_env, "load_test", {
+        "url": f"{base}/version", "users": 16, "requests": 12000, "timeout": 30})
+    after = requests_by_status(base, "/version")
+    served = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    total = sum(served.values())
+    assert rc != 0 and result["failed"], proc.stdout
+    assert result["requests"] == 12000 == total, (result, served)
+    server_rate = 100 * served.get("500", 0) / total
+    assert abs(result["error_rate_pct"] - server_rate) <= 0.05, (result, served)
+    assert result["errors_by_status"] == {"500": served["500"]}
+    assert result["errors_by_exception"] == {}
+    # The injected rate is 1%; 12,000 draws land within 0.5 point of it (5 sigma).
+    assert 0.5 <= result["error_rate_pct"] <= 1.5
+    assert result["failed_checks"] == ["error_rate_pct"]
+    assert result["msg"].startswith(
+        f"Load test of {base} failed its thresholds: error_rate_pct"
+        f" {result['error_rate_pct']:g} (limit < 0.1): FAIL (12000 requests,"
+        f" {result['errors']} errors,")
+
+
+def test_latency_percentiles_agree_with_hey(lab_env: dict[str, str], apps: dict[str, str],
+                                            tmp_path: Path) -> None:
+    """hey and load_test load the 200 ms server over the same 12 seconds (hey starts when
+    load_test's first progress snapshot appears; 16 connections each, the server has 40
+    threads, so neither waits for the other) and their P50, P95 and P99 agree within 5%."""
+    assert HEY.exists(), f"{HEY} is missing: run scripts/setup"
+    url = f"{apps['slow']}/version"
+    progress = tmp_path / "progress.json"
+    args = {"url": url, "users": 16, "duration": 12, "progress_file": str(progress),
+            "progress_interval": 0.2, "thresholds": {"p50_ms": 1000}}
+    with ThreadPoolExecutor(1) as pool:
+        ours_run = pool.submit(run_module, lab_env, "load_test", args)
+        deadline = time.monotonic() + 30
+        while not progress.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hey = subprocess.run([str(HEY), "-c", "16", "-z", "11800ms", "-o", "csv", url],
+                             capture_output=True, text=True, timeout=60, check=False)
+        rc, result, proc = ours_run.result(timeout=60)
+    assert rc == 0, proc.stdout
+    rows = list(csv.DictReader(io.StringIO(hey.stdout)))
+    assert len(rows) > 600, hey.stderr
+    assert {r["status-code"] for r in rows} == {"200"}
+    theirs = [1000 * float(r["response-time"]) for r in rows]
+    ours = result["latency_ms"]
+    assert result["errors"] == 0 and result["requests"] > 600
+    for percent in (50, 95, 99):
+        peer = nearest_rank(theirs, percent)
+        assert peer >= LATENCY_MS
+        assert abs(ours[f"p{percent}"] - peer) <= 0.05 * peer, (percent, ours, peer)
+
+
+def test_open_model_slow_server_fails_latency_with_the_numbers(
+        lab_env: dict[str, str], apps: dict[str, str], tmp_path: Path) -> None:
+    """Open model, 50 requests/s for 4 s: exactly 200 requests are due, each answered in
+    about 200 ms, so P95 and P99 break limits of 150 and 180 ms; progress was written."""
+    progress = tmp_path / "progress.json"
+    rc, result, proc = run_module(lab_env, "load_test", {
+        "url": apps["slow"], "endpoints": [{"path": "/version", "weight": 3},
+                                           {"path": "/health", "name": "health"}],
+        "model": "open", "rate": 50, "duration": 4, "progress_file": str(progress),
+        "progress_interval": 0.5, "thresholds": {"p95_ms": 150, "p99_ms": 180},
+        "headers": {"Authorization": CANARY}})
+    assert rc != 0, proc.stdout
+    assert result["requests"] == 200 and result["errors"] == 0
+    assert result["endpoints"]["GET /version"]["requests"] == 150
+    assert result["endpoints"]["health"]["requests"] == 50
+    assert LATENCY_MS <= result["latency_ms"]["p50"] < 2 * LATENCY_MS
+    assert result["failed_checks"] == ["p95_ms", "p99_ms"]
+    assert result["plan"]["rate"] == 50.0
+    assert f"p95_ms {result['latency_ms']['p95']:g} (limit < 150): FAIL" in result["msg"]
+    assert json.loads(progress.read_text())["state"] == "finished"
+    assert "canary-load" not in proc.stdout + proc.stderr
+
+
+def test_check_mode_sends_nothing_and_bad_options_fail_before_sending(
+        lab_env: dict[str, str], apps: dict[str, str]) -> None:
+    base = apps["errors"]
+    before = requests_by_status(base, "/version")
+    rc, result, proc = run_module(lab_env, "load_test", {
+        "url": f"{base}/version", "users": 5, "requests": 100,
+        "headers": {"Authorization": CANARY}}, "--check")
+    assert rc == 0 and not result["changed"], proc.stdout
+    assert "no request was sent" in result["msg"]
+    assert result["plan"]["requests"] == 100
+    rc, result, proc = run_module(lab_env, "load_test", {
+        "url": f"{base}/version", "requests": 100, "thresholds": {"p42_ms": 1}})
+    assert rc != 0
+    assert result["msg"] == (f"Failed to prepare the load test of {base}/version (threshold"
+                             " 'p42_ms' is not one of max_error_rate_pct, p50_ms, p90_ms,"
+                             " p95_ms, p99_ms, max_ms, min_throughput_rps)")
+    rc, result, proc = run_module(lab_env, "load_test", {
+        "url": "https://127.0.0.1:1/", "requests": 1})
+    assert rc != 0 and "only http:// is supported" in result["msg"]
+    assert requests_by_status(base, "/version") == before
+    assert "canary-load" not in proc.stdout + proc.stderr
