@@ -38,10 +38,17 @@ options:
     description:
       - Base URL of the service, C(http://host:port/prefix). Endpoint paths that start with
         C(/) replace its path; relative ones are appended to it.
-      - Only C(http://) - the generator has no TLS yet; load the service behind the TLS
-        terminator, or its pod or node port.
+      - C(https://) URLs are loaded over TLS (HTTP/1.1 by ALPN); each connection makes one
+        handshake, then keeps alive.
     type: str
     required: true
+  validate_certs:
+    description: Verify the service's TLS certificate and host name.
+    type: bool
+    default: true
+  ca_path:
+    description: CA certificate(s) (PEM) to verify the service with, instead of the system's.
+    type: path
   endpoints:
     description: The requests to mix; empty for a C(GET) of O(url).
     type: list
@@ -386,6 +393,8 @@ from ansible_collections.prodready.deploy.plugins.module_utils._load.report impo
 def main() -> None:
     argument_spec = {
         "url": {"type": "str", "required": True},
+        "validate_certs": {"type": "bool", "default": True},
+        "ca_path": {"type": "path"},
         "endpoints": {"type": "list", "elements": "dict", "default": [], "options": {
             "path": {"type": "str", "required": True},
             "method": {"type": "str", "default": "GET", "choices": list(METHODS)},

@@ -188,7 +188,7 @@ def test_open_model_slow_server_fails_latency_with_the_numbers(
     assert "canary-load" not in proc.stdout + proc.stderr
 
 
-def test_check_mode_sends_nothing_and_bad_options_fail_before_sending(
+def test_check_mode_sends_nothing_bad_options_fail_and_no_server_fails(
         lab_env: dict[str, str], apps: dict[str, str]) -> None:
     base = apps["errors"]
     before = requests_by_status(base, "/version")
@@ -205,7 +205,10 @@ def test_check_mode_sends_nothing_and_bad_options_fail_before_sending(
                              " 'p42_ms' is not one of max_error_rate_pct, p50_ms, p90_ms,"
                              " p95_ms, p99_ms, max_ms, min_throughput_rps)")
     rc, result, proc = run_module(lab_env, "load_test", {
-        "url": "https://127.0.0.1:1/", "requests": 1})
-    assert rc != 0 and "only http:// is supported" in result["msg"]
+        "url": "https://127.0.0.1:1/", "requests": 5, "users": 2})
+    assert rc != 0
+    assert result["errors_by_exception"] == {"connection_refused": 5}
+    assert result["failed_checks"] == ["error_rate_pct", "p95_ms", "p99_ms"]
+    assert "error_rate_pct 100 (limit < 0.1): FAIL" in result["msg"]
     assert requests_by_status(base, "/version") == before
     assert "canary-load" not in proc.stdout + proc.stderr

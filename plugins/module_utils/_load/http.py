@@ -182,6 +182,8 @@ def classify_exception(exc: BaseException) -> str:
         return "connection_reset"
     if isinstance(exc, socket.gaierror):
         return "name_resolution"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls_certificate"
     if isinstance(exc, ssl.SSLError):
         return "tls_error"
     if isinstance(exc, ProtocolError):

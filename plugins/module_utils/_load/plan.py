@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import tempfile
 from typing import Any
 
@@ -61,8 +62,24 @@ def build_plan(params: dict[str, Any]) -> Plan:
                 requests=params.get("requests") or 0, timeout=params["timeout"],
                 success_statuses=frozenset(success), headers=dict(params.get("headers") or {}),
                 progress_interval=params["progress_interval"])
+    if target.scheme == "https":
+        plan.tls = tls_context(params.get("validate_certs", True), params.get("ca_path"))
     plan.validate()
     return plan
+
+
+def tls_context(validate_certs: bool, ca_path: str | None) -> ssl.SSLContext:
+    """The client's TLS settings: the system's CAs or ``ca_path``; HTTP/1.1 by ALPN."""
+    try:
+        context = ssl.create_default_context(cafile=ca_path)
+    except (OSError, ssl.SSLError) as exc:
+        raise LoadTestError(f"CA file {ca_path}: {getattr(exc, 'strerror', None) or exc}"
+                            ) from None
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class ProgressFile:

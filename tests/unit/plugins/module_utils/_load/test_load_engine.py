@@ -4,12 +4,20 @@ error classification and latency measured from the time a request was due."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
 import socketserver
+import ssl
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ansible_collections.prodready.deploy.plugins.module_utils._load.engine import (
     SECOND,
@@ -23,6 +31,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._load.http import
     LoadTestError,
     parse_target,
 )
+from ansible_collections.prodready.deploy.plugins.module_utils._load.plan import tls_context
 from ansible_collections.prodready.deploy.plugins.module_utils._load.report import summarize
 
 
@@ -115,6 +124,9 @@ class Handler(socketserver.BaseRequestHandler):
                 sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              b"2\r\nok\r\n")
                 sock.sendall(b"0\r\n\r\n")
+            elif path == "/big":
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n"
+                             + b"x" * 200_000)
             elif path == "/close":
                 sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2"
                              b"\r\n\r\nok")
@@ -127,20 +139,62 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.lock = threading.Lock()
         self.seen = 0
+        self.tls = tls
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True)
+        return sock, addr
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made for this test."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "load-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def serve(tls: ssl.SSLContext | None = None):
+    srv = Server(tls)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    scheme = "https" if tls else "http"
+    yield f"{scheme}://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
 
 
 @pytest.fixture
 def server():
-    srv = Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    yield from serve()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    cert, key = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    for url in serve(context):
+        yield url, cert
 
 
 def test_closed_model_sends_exactly_the_requests_asked(server):
@@ -157,7 +211,7 @@ def test_closed_model_sends_exactly_the_requests_asked(server):
     assert summary["max_open_connections"] == 4
 
 
-@pytest.mark.parametrize("path", ["/chunked", "/close"])
+@pytest.mark.parametrize("path", ["/chunked", "/close", "/big"])
 def test_chunked_and_connection_close_answers(server, path):
     stats = Runner(plan(server + path, users=3, requests=60)).run()
     assert (stats.requests, stats.errors, dict(stats.statuses)) == (60, 0, {200: 60})
@@ -236,3 +290,20 @@ def test_stale_keep_alive_is_retried_once(server):
     runner.complete = lambda conn, status, keep_alive: original(conn, status, True)
     stats = runner.run()
     assert (stats.requests, stats.errors, dict(stats.statuses)) == (5, 0, {200: 5})
+
+
+@pytest.mark.parametrize("path", ["/ok", "/big", "/chunked"])
+def test_tls_with_the_servers_ca(tls_server, path):
+    url, cert = tls_server
+    stats = Runner(plan(url + path, users=3, requests=30,
+                        tls=tls_context(True, str(cert)))).run()
+    assert (stats.requests, stats.errors, dict(stats.statuses)) == (30, 0, {200: 30})
+    assert stats.max_open == 3
+
+
+def test_tls_certificate_not_trusted_or_not_checked(tls_server):
+    url, _cert = tls_server
+    stats = Runner(plan(url + "/ok", users=2, requests=4, tls=tls_context(True, None))).run()
+    assert dict(stats.exceptions) == {"tls_certificate": 4}
+    stats = Runner(plan(url + "/ok", users=2, requests=4, tls=tls_context(False, None))).run()
+    assert (stats.requests, stats.errors) == (4, 0)
