@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import resource
 import select
 import socket
 import ssl
@@ -114,6 +115,20 @@ def due_times(start: int, rate: float, count: int) -> list[int]:
     return [start + round(k * SECOND / rate) for k in range(count)]
 
 
+def raise_fd_limit(connections: int) -> tuple[int, int]:
+    """Lift the soft limit of open files (often 1024) towards the hard one so that the
+    connections fit; (soft before, soft after). Connections beyond it fail as
+    too_many_open_files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 64
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            return soft, new
+    return soft, soft
+
+
 class Conn:
     __slots__ = ("sock", "fd", "state", "buf", "ep", "due", "head", "need", "reused",
                  "retried", "out", "got")
@@ -177,6 +192,7 @@ class Runner:
         self.issued = 0
         self.restart = 0
         self.success = plan.success_statuses
+        raise_fd_limit(plan.users if plan.model == "closed" else plan.max_connections)
         infos = socket.getaddrinfo(plan.target.host, plan.target.port, type=socket.SOCK_STREAM)
         self.family, _type, _proto, _name, self.addr = infos[0]
         if hasattr(select, "epoll"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import resource
 import socket
 import socketserver
 import ssl
@@ -24,6 +25,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._load.engine impo
     Plan,
     Runner,
     due_times,
+    raise_fd_limit,
     weighted_cycle,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._load.http import (
@@ -307,3 +309,14 @@ def test_tls_certificate_not_trusted_or_not_checked(tls_server):
     assert dict(stats.exceptions) == {"tls_certificate": 4}
     stats = Runner(plan(url + "/ok", users=2, requests=4, tls=tls_context(False, None))).run()
     assert (stats.requests, stats.errors) == (4, 0)
+
+
+def test_the_open_files_limit_is_raised_for_the_connections():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert raise_fd_limit(1000) == (256, min(1064, hard))
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(1064, hard)
+        assert raise_fd_limit(10) == (min(1064, hard),) * 2
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
