@@ -30,7 +30,7 @@ description:
     file from a C(ansible.builtin.async_status) loop (see the examples), or watch it on the
     host with C(watch cat).
   - The generator is pure Python (one thread, non-blocking sockets, epoll); on one core it
-    reaches about 0.8x C(wrk)'s request rate against the same server, and holds 1000
+    reaches 0.6 to 0.8x C(wrk)'s request rate against the same server, and holds 1000
     connections in flight (10,000 requests/s at 100 ms) on an eighth of a core (the
     collection's C(bench/load-rps) and C(bench/load-1000)).
 options:
@@ -214,6 +214,9 @@ notes:
     refused or reset connections) count as errors under RV(errors_by_exception) only.
   - A request sent on a keep-alive connection that the server closed at that moment is sent
     once more on a new connection, as browsers do; its latency keeps running.
+  - The soft limit of open files is raised towards the hard one so that O(users) or
+    O(max_connections) connections fit; beyond it connections fail as
+    C(too_many_open_files).
 seealso:
   - name: HdrHistogram
     description: The histogram design the percentiles follow.
