@@ -372,7 +372,6 @@ plan:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.prodready.deploy.plugins.module_utils._load.engine import Runner
 from ansible_collections.prodready.deploy.plugins.module_utils._load.http import LoadTestError
@@ -382,8 +381,8 @@ from ansible_collections.prodready.deploy.plugins.module_utils._load.plan import
     build_plan,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._load.prometheus import (
-    PrometheusError,
     gate,
+    http_fetch,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._load.report import (
     evaluate,
@@ -474,19 +473,8 @@ def main() -> None:
     prom = params["prometheus"]
     if prom:
         time.sleep(prom["delay"])
-
-        def fetch(url: str) -> bytes:
-            with open_url(url, headers=prom["headers"], validate_certs=prom["validate_certs"],
-                          timeout=prom["timeout"]) as resp:
-                return resp.read()
-
-        def safe_fetch(url: str) -> bytes:
-            try:
-                return fetch(url)
-            except Exception as exc:  # any transport or HTTP error is a failed check
-                raise PrometheusError(f"{prom['url']}: {exc}") from None
-
-        prom_checks, details = gate(safe_fetch, prom["url"], prom["queries"],
+        fetch = http_fetch(prom["url"], prom["headers"], prom["validate_certs"], prom["timeout"])
+        prom_checks, details = gate(fetch, prom["url"], prom["queries"],
                                     window_s=summary["duration_s"], at=time.time())
         checks += prom_checks
         result["prometheus"] = details

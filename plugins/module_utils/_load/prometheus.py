@@ -15,7 +15,10 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any
+from urllib.error import HTTPError
 from urllib.parse import urlencode
+
+from ansible.module_utils.urls import open_url
 
 from .report import Check
 
@@ -59,6 +62,26 @@ def parse_value(body: bytes, query: str) -> float | None:
     except (TypeError, ValueError, IndexError):
         raise PrometheusError(f"query {query!r}: unreadable sample {samples[0]!r}") from None
     return None if math.isnan(value) else value
+
+
+def http_fetch(base_url: str, headers: dict[str, str], validate_certs: bool, timeout: float
+               ) -> Callable[[str], bytes]:
+    """A GET through Ansible's open_url; any transport or HTTP error becomes PrometheusError
+    (a failed check, not a crash)."""
+    def fetch(url: str) -> bytes:
+        try:
+            with open_url(url, headers=headers, validate_certs=validate_certs,
+                          timeout=timeout) as resp:
+                return resp.read()
+        except HTTPError as exc:
+            # Prometheus explains a bad query in a JSON body (400, 422, 503).
+            body = exc.read() if exc.fp else b""
+            if body.lstrip().startswith(b"{"):
+                return body
+            raise PrometheusError(f"{base_url}: {exc}") from None
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            raise PrometheusError(f"{base_url}: {exc}") from None
+    return fetch
 
 
 def gate(fetch: Callable[[str], bytes], base_url: str, queries: list[dict[str, Any]],

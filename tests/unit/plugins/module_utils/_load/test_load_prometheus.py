@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from ansible_collections.prodready.deploy.plugins.module_utils._load.prometheus import (
     PrometheusError,
     gate,
+    http_fetch,
     parse_value,
     render,
 )
@@ -80,3 +83,53 @@ def test_gate_checks_each_query_and_no_data_fails():
     checks, details = gate(broken, "http://prom:9090", queries[:1], window_s=1, at=1.0)
     assert not checks[0].passed
     assert details[0]["error"] == "http://prom:9090: connection refused"
+
+
+class FakePrometheus(http.server.BaseHTTPRequestHandler):
+    """The query endpoint of Prometheus's HTTP API, as far as the gate uses it."""
+
+    answers = {"up": answer(result=[{"value": [1, "0.5"]}]), "none": answer(result=[])}
+
+    def log_message(self, *_args):
+        pass
+
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        url = urlsplit(self.path)
+        query = parse_qs(url.query).get("query", [""])[0]
+        if url.path != "/api/v1/query" or self.headers.get("Authorization") != "Bearer t":
+            self.send_response(401)
+            self.end_headers()
+            return
+        if query not in self.answers:
+            body = json.dumps({"status": "error", "errorType": "bad_data",
+                               "error": "unknown"}).encode()
+            self.send_response(400)
+        else:
+            body = self.answers[query]
+            self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_gate_over_http():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        fetch = http_fetch(base, {"Authorization": "Bearer t"}, True, 5)
+        queries = [{"name": "up", "query": "up", "max": 1}, {"name": "none", "query": "none",
+                                                             "max": 1},
+                   {"name": "bad", "query": "bad(", "max": 1}]
+        checks, details = gate(fetch, base, queries, window_s=10, at=1.0)
+        assert [(c.measured, c.passed) for c in checks] == [(0.5, True), (None, False),
+                                                            (None, False)]
+        assert details[1]["error"] == "no data"
+        assert details[2]["error"] == "query 'bad(': bad_data: unknown"
+        unauthorized = http_fetch(base, {}, True, 5)
+        checks, details = gate(unauthorized, base, queries[:1], window_s=10, at=1.0)
+        assert not checks[0].passed and "HTTP Error 401" in details[0]["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
