@@ -353,6 +353,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.checks import (
     CHECK_IDS,
     Settings,
+    finish,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import PgError
 from ansible_collections.prodready.deploy.plugins.module_utils._preflight import (
@@ -542,15 +543,8 @@ def main() -> None:
         module.fail_json(msg=f"Cannot run the preflight of {params['app']}: {exc}", **result)
     fails = verdict.pop("fails")
     result.update(verdict, elapsed=round(time.monotonic() - started, 3))
-    by_id = {c["id"]: c for c in result["checks"]}
-    if fails:
-        bad = result["failed_checks"] + (result["warned_checks"]
-                                         if params["fail_on"] == "warn" else [])
-        detail = "; ".join(f"{i} ({by_id[i]['message']})" for i in bad)
-        module.fail_json(msg=f"Preflight of {params['app']} failed: {detail}", **result)
-    for check_id in result["warned_checks"]:
-        module.warn(f"env_check {check_id}: {by_id[check_id]['message']}")
-    module.exit_json(**result)
+    finish(module, result, fails, params["fail_on"], "env_check",
+           f"Preflight of {params['app']} failed")
 
 
 if __name__ == "__main__":

@@ -431,7 +431,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._http.client impo
     HttpInputError,
     redact,
 )
-from ansible_collections.prodready.deploy.plugins.module_utils._pg.checks import FAIL_ON
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.checks import FAIL_ON, finish
 from ansible_collections.prodready.deploy.plugins.module_utils._preflight.report import report
 
 
@@ -525,15 +525,8 @@ def main() -> None:
                   if r.id == "security_headers" and r.status != "skip"), None)
     result = {"changed": False, **verdict, "grade": grade,
               "elapsed": round(time.monotonic() - started, 3)}
-    by_id = {c["id"]: c for c in result["checks"]}
-    if fails:
-        bad = result["failed_checks"] + (result["warned_checks"]
-                                         if params["fail_on"] == "warn" else [])
-        detail = "; ".join(f"{i} ({by_id[i]['message']})" for i in bad)
-        module.fail_json(msg=f"HTTP checks of {where} failed: {detail}", **result)
-    for check_id in result["warned_checks"]:
-        module.warn(f"http_check {check_id}: {by_id[check_id]['message']}")
-    module.exit_json(**result)
+    finish(module, result, fails, params["fail_on"], "http_check",
+           f"HTTP checks of {where} failed")
 
 
 if __name__ == "__main__":

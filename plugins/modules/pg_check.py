@@ -216,6 +216,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._pg.checks import
     CheckInputError,
     Db,
     Settings,
+    finish,
     run_checks,
     summarize,
 )
@@ -283,15 +284,8 @@ def main() -> None:
     except PgError as exc:
         module.fail_json(msg=f"Cannot check {target}: {exc}", **result)
     fails = result.pop("_fails")
-    by_id = {c["id"]: c for c in result["checks"]}
-    for check_id in result["warned_checks"]:
-        module.warn(f"pg_check {check_id}: {by_id[check_id]['message']}")
-    if fails:
-        bad = result["failed_checks"] + (result["warned_checks"]
-                                         if module.params["fail_on"] == "warn" else [])
-        detail = "; ".join(f"{i} ({by_id[i]['message']})" for i in bad)
-        module.fail_json(msg=f"Database checks of {target} failed: {detail}", **result)
-    module.exit_json(**result)
+    finish(module, result, fails, module.params["fail_on"], "pg_check",
+           f"Database checks of {target} failed")
 
 
 if __name__ == "__main__":

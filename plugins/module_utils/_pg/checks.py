@@ -610,3 +610,18 @@ def summarize(results: Sequence[CheckResult], fail_on: str = "fail") -> dict[str
     fails = bool(failed) if fail_on == "fail" else bool(failed or warned) \
         if fail_on == "warn" else False
     return {"summary": summary, "failed": failed, "warned": warned, "fails": fails}
+
+
+def finish(module: Any, result: dict[str, Any], fails: bool, fail_on: str, name: str,
+           failure: str) -> None:
+    """End a check module (pg_check, env_check, http_check) the same way: one task warning
+    per warned check, then - after returning the whole report - a failure that names every
+    failing check (warned ones too with fail_on=warn) and its message, or success."""
+    by_id = {c["id"]: c for c in result["checks"]}
+    for check_id in result["warned_checks"]:
+        module.warn(f"{name} {check_id}: {by_id[check_id]['message']}")
+    if fails:
+        bad = result["failed_checks"] + (result["warned_checks"] if fail_on == "warn" else [])
+        detail = "; ".join(f"{i} ({by_id[i]['message']})" for i in bad)
+        module.fail_json(msg=f"{failure}: {detail}", **result)
+    module.exit_json(**result)

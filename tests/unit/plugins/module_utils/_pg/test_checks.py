@@ -449,3 +449,45 @@ def test_summarize(statuses, fail_on, fails):
     assert verdict["summary"] == {s: statuses.count(s) for s in checks.STATUSES}
     assert verdict["failed"] == [f"c{i}" for i, s in enumerate(statuses) if s == "fail"]
     assert verdict["warned"] == [f"c{i}" for i, s in enumerate(statuses) if s == "warn"]
+
+
+class _Exit(Exception):
+    pass
+
+
+class _Module:
+    """Records what finish() tells the module; fail_json/exit_json end the call as Ansible's
+    do."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.outcome: tuple[str, dict] | None = None
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def fail_json(self, **kwargs: Any) -> None:
+        self.outcome = ("fail", kwargs)
+        raise _Exit
+
+    def exit_json(self, **kwargs: Any) -> None:
+        self.outcome = ("exit", kwargs)
+        raise _Exit
+
+
+@pytest.mark.parametrize(("fails", "fail_on", "outcome", "named"), [
+    (True, "fail", "fail", "Checks failed: a (A broke)"),
+    (True, "warn", "fail", "Checks failed: a (A broke); b (B is odd)"),
+    (False, "never", "exit", None),
+])
+def test_finish_warns_then_fails_naming_the_checks(fails: bool, fail_on: str, outcome: str,
+                                                   named: str | None) -> None:
+    result = {"checks": [{"id": "a", "message": "A broke"}, {"id": "b", "message": "B is odd"}],
+              "failed_checks": ["a"], "warned_checks": ["b"]}
+    module = _Module()
+    with pytest.raises(_Exit):
+        checks.finish(module, result, fails, fail_on, "x_check", "Checks failed")
+    assert module.warnings == ["x_check b: B is odd"]
+    assert module.outcome[0] == outcome
+    assert module.outcome[1].get("msg") == named
+    assert module.outcome[1]["checks"] == result["checks"]
