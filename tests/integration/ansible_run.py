@@ -32,8 +32,10 @@ def run_module(lab_env: dict[str, str], module: str, args: dict[str, Any], *flag
                            "-a", json.dumps(args), *flags],
                           capture_output=True, text=True, env=ansible_env(lab_env),
                           timeout=timeout, check=False)
+    # At -vvv and above, ansible's debug lines precede the json callback's document.
+    start = 0 if proc.stdout.startswith("{") else proc.stdout.find("\n{\n") + 1
     try:
-        result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        result = json.loads(proc.stdout[start:])["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError):
         pytest.fail(f"no task result from ansible:\n{proc.stdout}\n{proc.stderr}")
     return proc.returncode, result, proc

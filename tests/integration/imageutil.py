@@ -1,12 +1,14 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Helpers of the image tests: small images built FROM the lab's base image in throwaway
-repositories (127.0.0.1:5000/img-test/...), the lab engine's docker CLI, and an independent
-reader of the lab registry (requests, verified against the lab CA)."""
+"""Helpers of the tests that use the lab's Docker engine: small images built FROM the lab's
+base image in throwaway repositories (127.0.0.1:5000/img-test/...), the lab engine's docker
+CLI, a free loopback port for extra containers, and an independent reader of the lab
+registry (requests, verified against the lab CA)."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 from pathlib import Path
 
@@ -24,6 +26,13 @@ def docker(lab_env: dict[str, str], *args: str, check: bool = True
            "DOCKER_CONFIG": lab_env["DOCKER_CONFIG"], "DOCKER_BUILDKIT": "0"}
     return subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
                           check=check, timeout=600)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def unique_repository(lab_env: dict[str, str], name: str) -> str:

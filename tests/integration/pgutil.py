@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -90,3 +92,16 @@ def schema_dump(conn: Any) -> list[tuple[Any, ...]]:
                        ORDER BY 1, 2""")
         rows += [("constraint", *r) for r in cur.fetchall()]
     return rows
+
+
+REFAPP = Path(__file__).resolve().parents[1] / "app"
+
+
+def copy_refapp_migrations(dest: Path) -> Path:
+    """The reference app's alembic.ini and migrations copied to ``dest`` (a test may add
+    revisions to the copy)."""
+    dest.mkdir()
+    shutil.copy(REFAPP / "alembic.ini", dest / "alembic.ini")
+    shutil.copytree(REFAPP / "migrations", dest / "migrations",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return dest

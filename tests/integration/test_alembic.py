@@ -5,7 +5,6 @@ migrations (plus revisions written by the tests)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import textwrap
 import time
@@ -14,10 +13,8 @@ from typing import Any
 
 import pytest
 from ansible_run import ANSIBLE, ansible_env, run_module
-from pgutil import connect, db_url, schema_dump, scratch_db
+from pgutil import connect, copy_refapp_migrations, db_url, schema_dump, scratch_db
 
-REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "tests" / "app"
 HEAD = "0003_backfill_email_domain"
 CHAIN = ["0001_initial", "0002_users_email_idx", HEAD]
 CANARY = "canary-Pw-7f3e91c2d4"
@@ -32,12 +29,7 @@ def db(lab_env: dict[str, str]):
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
     """A copy of the reference app's alembic.ini and migrations the test may add to."""
-    root = tmp_path / "app"
-    root.mkdir()
-    shutil.copy(APP / "alembic.ini", root / "alembic.ini")
-    shutil.copytree(APP / "migrations", root / "migrations",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+    return copy_refapp_migrations(tmp_path / "app")
 
 
 def add_revision(app: Path, rev: str, down: str | tuple[str, ...], upgrade: str,

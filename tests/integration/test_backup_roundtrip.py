@@ -241,6 +241,8 @@ def flip(path: str, position: int) -> None:
 def refusals(lab_env: dict[str, str], url: str, manifests: list[str], tmp_path: Path
              ) -> list[dict[str, Any]]:
     """pg_restore on each manifest, in one ansible-playbook run (a loop); the results."""
+    # ignore_errors: every item is expected to fail (each backup is tampered with); the
+    # loop must go on so that the caller can assert on every item's failure and message.
     playbook = tmp_path / "refuse.yml"
     playbook.write_text(json.dumps([{
         "name": "Restore tampered backups", "hosts": "localhost", "gather_facts": False,

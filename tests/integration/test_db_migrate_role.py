@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pgutil import connect, db_url, scratch_db
+from pgutil import connect, copy_refapp_migrations, db_url, scratch_db
 
 REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "tests" / "app"
 HEAD = "0003_backfill_email_domain"
 CANARY = "canary-env-3b8d0f5e77a1"
 PASSWORD_CANARY = "canary-Pw-5c1e0a9d2f"
@@ -30,12 +28,7 @@ def db(lab_env: dict[str, str]):
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    root = tmp_path / "app"
-    root.mkdir()
-    shutil.copy(APP / "alembic.ini", root / "alembic.ini")
-    shutil.copytree(APP / "migrations", root / "migrations",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+    return copy_refapp_migrations(tmp_path / "app")
 
 
 def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict[str, Any], *flags: str

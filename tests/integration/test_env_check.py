@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from ansible_run import ANSIBLE, REPO, ansible_env, run_module
+from imageutil import free_port
 
 # Every secret of the good environment carries this marker, so a leak of any is found.
 MARK = "pfcanary"
@@ -38,16 +39,7 @@ def by_id(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def check(lab_env: dict[str, str], args: dict[str, Any], *flags: str,
           ) -> tuple[int, dict[str, Any], Any]:
-    """run_module, or at -vvvv (whose debug lines precede the JSON) the same by hand."""
-    if "-vvvv" not in flags:
-        return run_module(lab_env, "env_check", args, *flags, timeout=300)
-    proc = subprocess.run([str(ANSIBLE), "localhost", "-m", "prodready.deploy.env_check",
-                           "-a", json.dumps(args), *flags], capture_output=True, text=True,
-                          env=ansible_env(lab_env), timeout=300, check=False)
-    start = proc.stdout.find("\n{\n")
-    assert start >= 0, proc.stdout + proc.stderr
-    report = json.loads(proc.stdout[start:])
-    return proc.returncode, report["plays"][0]["tasks"][0]["hosts"]["localhost"], proc
+    return run_module(lab_env, "env_check", args, *flags, timeout=300)
 
 
 # ------------------------------------------------------------------ loopback TLS servers
@@ -97,12 +89,6 @@ def tls_server(cert: str, key: str, handshake: bool = True) -> Iterator[int]:
         listener.close()
         for conn in held:
             conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- fixtures

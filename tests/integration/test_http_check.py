@@ -9,10 +9,7 @@ import contextlib
 import gzip
 import http.server
 import json
-import os
-import socket
 import ssl
-import subprocess
 import threading
 import time
 import urllib.request
@@ -24,6 +21,7 @@ from typing import Any
 
 import pytest
 from ansible_run import REPO, run_module
+from imageutil import docker, free_port
 from pgutil import connect
 
 GDPR_SUITE = REPO / "roles" / "verify" / "files" / "smoke" / "refapp-gdpr.yml"
@@ -32,18 +30,6 @@ CANARY = "Bearer canary-7f3a9c2e51"
 # no burst eats into the window of the lab's app or of another container (all see the
 # client as 127.0.0.1).
 REDIS_DBS = {"slow": "9", "broken": "10", "limited": "11"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def docker(lab_env: dict[str, str], *args: str, check: bool = True
-           ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **lab_env}, check=check)
 
 
 def wait_healthy(base: str, timeout: float = 60) -> None:

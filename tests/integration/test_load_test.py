@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -23,24 +22,13 @@ from typing import Any
 
 import pytest
 from ansible_run import run_module
+from imageutil import docker, free_port
 
 HEY = Path(os.environ.get("PRODREADY_CACHE", Path.home() / ".cache" / "prodready"),
            "bin", "hey")
 CANARY = "Bearer canary-load-5d01e7"
 LATENCY_MS = 200
 METRIC = re.compile(r'^http_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$', re.M)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def docker(lab_env: dict[str, str], *args: str, check: bool = True
-           ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **lab_env}, check=check)
 
 
 def requests_by_status(base: str, endpoint: str) -> dict[str, int]:

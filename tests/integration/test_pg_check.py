@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ansible_run import ANSIBLE, ansible_env, run_module
+from ansible_run import run_module
 from pgutil import connect, db_url, fingerprint, schema_dump, scratch_db
 from psycopg2 import sql
 
@@ -30,16 +28,7 @@ def scratch(lab_env: dict[str, str]) -> Iterator[str]:
 
 def check(lab_env: dict[str, str], args: dict[str, Any], *flags: str,
           ) -> tuple[int, dict[str, Any], Any]:
-    """run_module, or at -vvvv (whose debug lines precede the JSON) the same by hand."""
-    if "-vvvv" not in flags:
-        return run_module(lab_env, "pg_check", args, *flags)
-    proc = subprocess.run([str(ANSIBLE), "localhost", "-m", "prodready.deploy.pg_check",
-                           "-a", json.dumps(args), *flags], capture_output=True, text=True,
-                          env=ansible_env(lab_env), timeout=300, check=False)
-    start = proc.stdout.find("\n{\n")
-    assert start >= 0, proc.stdout + proc.stderr
-    report = json.loads(proc.stdout[start:])
-    return proc.returncode, report["plays"][0]["tasks"][0]["hosts"]["localhost"], proc
+    return run_module(lab_env, "pg_check", args, *flags)
 
 
 def by_id(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
