@@ -353,6 +353,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout impo
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import (
     ClientApi,
     WatchOptions,
+    start_client,
     watch,
 )
 
@@ -393,8 +394,8 @@ def main() -> None:
     except RolloutError as exc:
         module.fail_json(msg=f"Invalid option: {exc}", changed=False)
     try:
-        api = ClientApi(get_api_client(module=module).client.client)
-    except CoreException as exc:
+        api = ClientApi(start_client(lambda: get_api_client(module=module)))
+    except (CoreException, RolloutError) as exc:  # RolloutError: the client's start-up failed
         module.fail_json(msg=f"Cannot watch {subject}: {exc}", changed=False)
     try:
         result = watch(api, params["namespace"], params["name"], options)

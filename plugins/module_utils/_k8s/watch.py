@@ -144,7 +144,7 @@ class SystemClock:
         time.sleep(seconds)
 
 
-def _status_message(exc: Any) -> str:
+def status_message(exc: Any) -> str:
     try:
         body = json.loads(exc.body)
     except (TypeError, ValueError):
@@ -174,6 +174,33 @@ def connection_reason(exc: BaseException) -> str:
     return text or type(reason).__name__
 
 
+def pool_url(exc: BaseException) -> str | None:
+    """scheme://host:port of the connection pool a urllib3 error came from."""
+    pool = getattr(exc, "pool", None)
+    if pool is None or not getattr(pool, "host", None):
+        return None
+    port = f":{pool.port}" if getattr(pool, "port", None) else ""
+    return f"{getattr(pool, 'scheme', 'https')}://{pool.host}{port}"
+
+
+def start_client(factory: Any) -> Any:
+    """The kubernetes ApiClient under what ``factory`` makes - kubernetes.core's
+    ``get_api_client(module=...)``, whose K8SClient already asks the API server for its
+    version and resources while it is made (unless a discovery cache answers). Its network
+    and status errors become ApiUnreachable and KubeApiError, like every later request's."""
+    try:
+        client = factory()
+    except ApiException as exc:
+        raise KubeApiError(int(exc.status or 0), status_message(exc)) from None
+    except (Urllib3Error, OSError) as exc:
+        raise ApiUnreachable(pool_url(exc) or "the address the kubeconfig names",
+                             connection_reason(exc)) from None
+    # K8SClient -> K8SDynamicClient -> kubernetes.client.ApiClient
+    while hasattr(client, "client") and not hasattr(client, "call_api"):
+        client = client.client
+    return client
+
+
 class ClientApi:
     """`KubeApi` over the kubernetes client (CoreV1Api, AppsV1Api); answers as raw JSON."""
 
@@ -193,7 +220,7 @@ class ClientApi:
                             **kwargs)
             data = response.data
         except ApiException as exc:
-            raise KubeApiError(int(exc.status or 0), _status_message(exc)) from None
+            raise KubeApiError(int(exc.status or 0), status_message(exc)) from None
         except (Urllib3Error, OSError) as exc:
             raise ApiUnreachable(self.host, connection_reason(exc)) from None
         date = email.utils.parsedate_to_datetime(response.headers.get("Date") or "") \

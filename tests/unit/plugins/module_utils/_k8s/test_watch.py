@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError, SSLError
@@ -38,6 +39,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import
     connection_reason,
     event_lines,
     log_tail,
+    start_client,
     watch,
 )
 
@@ -495,6 +497,39 @@ def test_log_tail() -> None:
 ])
 def test_connection_reason(exc: BaseException, expected: str) -> None:
     assert connection_reason(exc) == expected
+
+
+class _Wrapper:
+    """Stands for kubernetes.core's K8SClient -> DynamicClient chain around an ApiClient."""
+
+    def __init__(self, inner: Any) -> None:
+        self.client = inner
+
+
+def test_start_client_unwraps_to_the_api_client() -> None:
+    api_client = ApiClient(Configuration())
+    assert start_client(lambda: _Wrapper(_Wrapper(api_client))) is api_client
+
+
+def test_start_client_names_the_unreachable_server() -> None:
+    """kubernetes.core's client asks for /version while it is made; without a discovery
+    cache an unreachable server fails there, and must read like every later failure."""
+    def refused() -> Any:
+        raise MaxRetryError(HTTPSConnectionPool("127.0.0.1", 1), "/version", NewConnectionError(
+            HTTPSConnection("127.0.0.1", 1),
+            "Failed to establish a new connection: [Errno 111] Connection refused"))
+    with pytest.raises(ApiUnreachable) as caught:
+        start_client(refused)
+    assert str(caught.value) == ("cannot reach the Kubernetes API at https://127.0.0.1:1:"
+                                 " [Errno 111] Connection refused")
+
+
+def test_start_client_reports_an_error_status() -> None:
+    def forbidden() -> Any:
+        raise ApiException(status=403, reason="Forbidden")
+    with pytest.raises(KubeApiError) as caught:
+        start_client(forbidden)
+    assert caught.value.status == 403
 
 
 # ClientApi against real sockets -------------------------------------------------------
