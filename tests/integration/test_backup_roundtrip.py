@@ -251,7 +251,7 @@ def refusals(lab_env: dict[str, str], url: str, manifests: list[str], tmp_path: 
             "safety_backup_dir": str(tmp_path / "safety")},
             "loop": manifests, "ignore_errors": True}]}]))
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                           str(REPO / "inventories/local"), str(playbook)],
+                           str(REPO / "tests/integration/inventory.yml"), str(playbook)],
                           capture_output=True, text=True, env=ansible_env(lab_env),
                           timeout=900, check=False)
     try:

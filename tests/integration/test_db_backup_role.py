@@ -27,7 +27,7 @@ def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str
     env = {**os.environ, **lab_env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                           str(REPO / "inventories/local"), str(playbook), *flags],
+                           str(REPO / "tests/integration/inventory.yml"), str(playbook), *flags],
                           capture_output=True, text=True, env=env, timeout=600, check=False)
 
 

@@ -53,7 +53,7 @@ def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict[str, Any], *fl
            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default", "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                           str(REPO / "inventories/local"), str(playbook), *flags],
+                           str(REPO / "tests/integration/inventory.yml"), str(playbook), *flags],
                           capture_output=True, text=True, env=env, timeout=600, check=False)
     fact = None
     for line in proc.stdout.splitlines():

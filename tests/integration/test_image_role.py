@@ -41,7 +41,7 @@ def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str,
            # The role's own Docker configuration: the shared lab login stays untouched.
            "DOCKER_CONFIG": str(tmp_path / "docker-config")}
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                           str(REPO / "inventories/local"), str(playbook), *flags],
+                           str(REPO / "tests/integration/inventory.yml"), str(playbook), *flags],
                           capture_output=True, text=True, env=env, timeout=1200, check=False)
 
 
