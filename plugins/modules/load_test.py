@@ -288,6 +288,13 @@ failed_checks:
   type: list
   elements: str
   sample: [error_rate_pct]
+headline:
+  description: One report row - the load, the verdict and the main numbers, then the failed
+    checks.
+  returned: success or threshold failure
+  type: str
+  sample: "load 100 users | PASS | 12000 requests, errors 0%, P50 3.1 ms, P95 9.8 ms,
+    P99 15.2 ms, 1990 req/s"
 summary:
   description: One line per check.
   returned: success or threshold failure
@@ -387,6 +394,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._load.prometheus 
 from ansible_collections.prodready.deploy.plugins.module_utils._load.report import (
     evaluate,
     failure_message,
+    headline,
     resolve_thresholds,
     summarize,
 )
@@ -479,8 +487,10 @@ def main() -> None:
         checks += prom_checks
         result["prometheus"] = details
     failed = [c for c in checks if not c.passed]
+    load = (f"{plan.users} users" if plan.model == "closed" else f"{plan.rate:g} req/s open")
     result.update(passed=not failed, checks=[c.as_dict() for c in checks],
-                  failed_checks=[c.name for c in failed], summary=[c.line() for c in checks])
+                  failed_checks=[c.name for c in failed], summary=[c.line() for c in checks],
+                  headline=headline(load, summary, failed))
     if failed and params["fail_on_threshold"]:
         module.fail_json(msg=failure_message(described["target"], summary, failed), **result)
     module.exit_json(**result)

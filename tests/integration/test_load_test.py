@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -200,3 +201,72 @@ def test_check_mode_sends_nothing_bad_options_fail_and_no_server_fails(
     assert "error_rate_pct 100 (limit < 0.1): FAIL" in result["msg"]
     assert requests_by_status(base, "/version") == before
     assert "canary-load" not in proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def prometheus(apps: dict[str, str], tmp_path_factory: Any) -> Iterator[str]:
+    """A real Prometheus (Debian's, installed by scripts/setup) on a free loopback port,
+    scraping the 1%-faulty container's /metrics every second. Stopped after."""
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    assert Path(binary).exists(), "prometheus is missing: run scripts/setup"
+    work = tmp_path_factory.mktemp("prometheus")
+    target = apps["errors"].removeprefix("http://")
+    (work / "prometheus.yml").write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "refapp", "static_configs": [{"targets": [target]}]}],
+    }))
+    port = free_port()
+    log = (work / "prometheus.log").open("w")
+    proc = subprocess.Popen([binary, f"--config.file={work / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={work / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready, and the first scrape of the target is in
+            try:
+                url = f"{base}/api/v1/query?query=up"
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if json.loads(resp.read())["data"]["result"]:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("Prometheus did not start or scrape within 60 s: "
+                            + (work / "prometheus.log").read_text()[-2000:])
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_prometheus_gate_against_a_real_prometheus(lab_env: dict[str, str],
+                                                   apps: dict[str, str], prometheus: str) -> None:
+    """The gate asks a real Prometheus after the load: the server error rate it scraped from
+    the 1%-faulty container is about 1% (passes a 5% limit, fails the checklist's 0.1%), and
+    a query without data fails - never a pass."""
+    ratio = ('sum(rate(http_requests_total{endpoint="/version",status=~"5.."}[$window]))'
+             ' / sum(rate(http_requests_total{endpoint="/version"}[$window]))')
+    rc, result, proc = run_module(lab_env, "load_test", {
+        "url": f"{apps['errors']}/version", "users": 8, "duration": 5,
+        "thresholds": {"max_error_rate_pct": 5},
+        "prometheus": {"url": prometheus, "delay": 2.5, "queries": [
+            {"name": "error ratio under 5%", "query": ratio, "max": 0.05},
+            {"name": "error ratio under 0.1%", "query": ratio, "max": 0.001},
+            {"name": "no such metric", "query": "sum(rate(no_such_metric_total[$window]))",
+             "max": 1},
+        ]}})
+    assert rc != 0, proc.stdout
+    by_name = {q["name"]: q for q in result["prometheus"]}
+    loose, strict, missing = (by_name["error ratio under 5%"], by_name["error ratio under 0.1%"],
+                              by_name["no such metric"])
+    assert loose["query"].endswith("[6s]))") or loose["query"].endswith("[5s]))"), loose
+    assert 0.002 <= loose["value"] <= 0.03 and loose["passed"], result["prometheus"]
+    assert strict["value"] == loose["value"] and not strict["passed"]
+    assert (missing["value"], missing["passed"], missing["error"]) == (None, False, "no data")
+    assert result["failed_checks"] == ["prometheus:error ratio under 0.1%",
+                                       "prometheus:no such metric"]
+    assert "prometheus:no such metric no data (limit < 1): FAIL" in result["msg"]

@@ -27,7 +27,7 @@ def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str
     }]))
     env = {**os.environ, **lab_env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                           str(REPO / "inventories/local"), str(playbook), *flags],
+                           str(REPO / "tests/integration/inventory.yml"), str(playbook), *flags],
                           capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
@@ -42,12 +42,18 @@ def test_role_passes_against_the_reference_app(lab_env: dict[str, str],
         "verify_security_headers_path": "/api/users/1",
         "verify_probes_path": "/api/users", "verify_probes_fields": ["email", "name"],
         "verify_smoke_suites": ["refapp-gdpr.yml"], "verify_smoke_latency_ms": 2000,
-        "verify_evidence_dir": str(evidence)})
-    out = proc.stdout + proc.stderr
+        "verify_evidence_dir": str(evidence),
+        # The checklist's stages are 100, 500 and 1000 users for 30 s; short ones here.
+        "verify_load_enabled": True, "verify_load_users": [4, 16], "verify_load_duration": 2,
+        "verify_load_ramp_up": 0})
+    out = " ".join((proc.stdout + proc.stderr).split())  # the callback folds long lines
     assert proc.returncode == 0, out
     assert re.search(r"security_headers +\| PASS +\| GET", out)
     assert re.search(r"probe\.xss +\| PASS", out)
     assert "8 passed, 0 failed, 0 error, 0 skipped" in out
+    for users in (4, 16):
+        row = re.search(rf"load {users} users \| PASS \| (\d+) requests, errors 0%", out)
+        assert row and int(row[1]) > 0, out
     assert CANARY not in out
     suite = ET.parse(evidence / "smoke-refapp-gdpr.xml").getroot().find("testsuite")
     assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("8", "0")
@@ -59,9 +65,13 @@ def test_role_prints_the_report_then_fails(lab_env: dict[str, str], refapp: dict
     proc = play(lab_env, tmp_path, {
         "verify_base_url": refapp["base"], "verify_headers": {"Authorization": CANARY},
         "verify_expected_version": "0.0.0-not-deployed",
-        "verify_skip": ["metrics"]})
-    out = proc.stdout + proc.stderr
+        "verify_skip": ["metrics"],
+        "verify_load_enabled": True, "verify_load_users": [3], "verify_load_duration": 1,
+        "verify_load_thresholds": {"p50_ms": 0.001}})
+    out = " ".join((proc.stdout + proc.stderr).split())  # the callback folds long lines
     assert proc.returncode != 0
     assert re.search(r"version +\| FAIL +\| GET", out)  # the table was printed first
-    assert f"Verification of {refapp['base']} failed: version" in out
+    assert re.search(r"load 3 users \| FAIL \| \d+ requests.* - p50_ms [\d.]+ \(limit < 0.001\)"
+                     r": FAIL", out), out
+    assert f"Verification of {refapp['base']} failed: version, load at 3 users" in out
     assert CANARY not in out

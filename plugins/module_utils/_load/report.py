@@ -115,3 +115,15 @@ def failure_message(target: str, summary: dict[str, Any], failed: list[Check]) -
             + f" ({summary['requests']} requests, {summary['errors']} errors,"
               f" {summary['throughput_rps']:g} req/s, P50 {lat['p50']:g} ms,"
               f" P95 {lat['p95']:g} ms, P99 {lat['p99']:g} ms)")
+
+
+def headline(load: str, summary: dict[str, Any], failed: list[Check]) -> str:
+    """One report row - what was run, the verdict, the numbers a reader asks for first and
+    the failed checks - in the same ``name | OUTCOME | message`` shape as the other checks'
+    tables."""
+    lat = summary["latency_ms"]
+    row = (f"load {load} | {'FAIL' if failed else 'PASS'} | {summary['requests']} requests,"
+           f" errors {summary['error_rate_pct']:g}%, P50 {lat['p50']:g} ms,"
+           f" P95 {lat['p95']:g} ms, P99 {lat['p99']:g} ms,"
+           f" {summary['throughput_rps']:g} req/s")
+    return row + (" - " + "; ".join(c.line() for c in failed) if failed else "")

@@ -10,6 +10,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._load.report impo
     DEFAULT_THRESHOLDS,
     evaluate,
     failure_message,
+    headline,
     resolve_thresholds,
 )
 
@@ -87,3 +88,15 @@ def test_failure_message_names_the_numbers():
         "Load test of http://app:8000 failed its thresholds: error_rate_pct 1.5 (limit < 0.1):"
         " FAIL; p95_ms 620 (limit < 500): FAIL (10000 requests, 150 errors, 500 req/s,"
         " P50 20 ms, P95 620 ms, P99 120 ms)")
+
+
+def test_headline_is_one_report_row():
+    passing = summary()
+    assert headline("100 users", passing, []) == (
+        "load 100 users | PASS | 10000 requests, errors 0.05%, P50 20 ms, P95 60 ms,"
+        " P99 120 ms, 500 req/s")
+    failing = summary(p99=1500.0)
+    failed = [c for c in evaluate(failing, resolve_thresholds({})) if not c.passed]
+    assert headline("1000 users", failing, failed).endswith(
+        "| FAIL | 10000 requests, errors 0.05%, P50 20 ms, P95 60 ms, P99 1500 ms, 500 req/s"
+        " - p99_ms 1500 (limit < 1000): FAIL")
