@@ -73,7 +73,7 @@ def play(tmp_path: Path, role_vars: dict, *flags: str) -> subprocess.CompletedPr
     }]))
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
-                           str(REPO / "inventories/local"), str(playbook), *flags],
+                           str(REPO / "tests/integration/inventory.yml"), str(playbook), *flags],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
