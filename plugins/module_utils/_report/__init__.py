@@ -1,0 +1,1 @@
+"""The release report of prodready.deploy (private: the API may change without notice)."""
