@@ -14,7 +14,7 @@ LAB := $(SUDO) tests/lab/lab
 PYTEST := $(VENV)/bin/python -m pytest
 
 .PHONY: help setup lab lab-down demo test lint ruff yamllint ansible-lint sanity unit \
-	integration molecule build bench constraints clean
+	integration e2e molecule build bench constraints clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -28,11 +28,15 @@ lab: setup ## start the lab's services (PostgreSQL, Redis, Docker, registry, CA)
 lab-down: ## stop the lab's services
 	@$(LAB) down
 
-demo: lab ## set up, start the lab, deploy the reference app, print its endpoints
-	@$(LAB) app
+demo: lab ## set up, start the lab, release the reference app with deploy.yml, print the report
+	@$(LAB) app-context >/dev/null; eval "$$($(LAB) env)"; report="$$PRODREADY_LAB_DIR/reports/demo"; \
+	  export ANSIBLE_CALLBACKS_ENABLED=prodready.deploy.release_report PRODREADY_REPORT_DIR="$$report"; \
+	  status=0; ansible-playbook deploy.yml -i inventories/local || status=$$?; \
+	  echo; cat "$$report/release-report.md" 2>/dev/null || echo "demo: no report in $$report"; \
+	  exit $$status
 
 test: lab ## set up, start the lab, run every test tier (non-zero on any failure)
-	@$(MAKE) -k lint unit integration molecule
+	@$(MAKE) -k lint unit integration e2e molecule
 
 lint: ruff yamllint ansible-lint sanity ## every static check
 
@@ -53,6 +57,9 @@ unit: ## unit tests (no services)
 
 integration: ## tests against the lab's real services
 	@echo "==> integration tests"; $(PYTEST) tests/integration
+
+e2e: ## deploy.yml end to end on the lab: the release, its rollback and the fault matrix
+	@echo "==> end-to-end tests"; $(PYTEST) tests/e2e
 
 molecule: ## Molecule scenarios of the roles, against the lab
 	@echo "==> molecule"; eval "$$($(LAB) env)"; molecule test --all

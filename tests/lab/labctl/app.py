@@ -81,16 +81,21 @@ class App:
         partial.rename(house)
         return house
 
-    def build(self) -> str:
-        """Build and push; returns the image reference pinned by registry digest."""
-        version, sha = app_version(), git_sha()
+    def context(self, name: str = IMAGE_NAME) -> Path:
+        """The hermetic build context: tests/app plus the wheelhouse, under the cache."""
         house = self.wheelhouse()
-        context = self.s.cache_dir / "build" / IMAGE_NAME
+        context = self.s.cache_dir / "build" / name
         shutil.rmtree(context, ignore_errors=True)
         shutil.copytree(APP_DIR, context,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
         shutil.copytree(house, context / "wheelhouse",
                         ignore=shutil.ignore_patterns(".complete"))
+        return context
+
+    def build(self) -> str:
+        """Build and push; returns the image reference pinned by registry digest."""
+        version, sha = app_version(), git_sha()
+        context = self.context()
         tag = f"{self.repo}:{version}"
         say(f"building {tag}")
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(

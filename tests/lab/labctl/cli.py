@@ -27,6 +27,8 @@ usage: lab COMMAND
   status    say what is up; exit 1 if anything is down
   env       print the variables inventories/local reads, as shell exports
   app       build and push the reference app image, run it, print its endpoints
+  app-context
+            prepare the reference app's build context for deploy.yml, print its path
   clean     `down`, then delete the lab directory (caches outside it stay)
   help      this text
 
@@ -87,8 +89,17 @@ class Lab:
         values = {"PRODREADY_LAB_DIR": str(self.s.lab_dir)}
         for svc in self.services:
             values.update(svc.env())
+        # The reference app's own secret, for the inventory that deploys it.
+        values["LAB_APP_SECRET_KEY"] = self.app.postgres.secrets.load()["app_secret_key"]
+        values["LAB_APP_CONTEXT"] = str(self.s.cache_dir / "build" / "deploy-context")
         for key, value in values.items():
             print(f"export {key}={shlex.quote(value)}")
+        return 0
+
+    def app_context(self) -> int:
+        """Prepare the reference app's build context for deploy.yml's image step (the
+        image role builds it; inventories/local reads LAB_APP_CONTEXT)."""
+        print(self.app.context("deploy-context"))
         return 0
 
     def run_app(self) -> int:
@@ -112,7 +123,7 @@ def main(argv: list[str]) -> int:
         return 0 if argv[:1] in (["help"], ["-h"], ["--help"]) else 2
     command = argv[0]
     actions = {"up": Lab.up, "down": Lab.down, "status": Lab.status, "env": Lab.env,
-               "app": Lab.run_app, "clean": Lab.clean}
+               "app": Lab.run_app, "app-context": Lab.app_context, "clean": Lab.clean}
     if command not in actions:
         eprint(f"lab: unknown command {command!r}\n")
         eprint(USAGE)

@@ -1,0 +1,241 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""deploy.yml end to end on the lab, and its fault matrix: each case injects one fault and
+asserts the outcome, that the service serves the previous version, and that nothing was lost
+(row checksums of the application's tables before and after)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube import kubectl
+from pgutil import connect, copy_refapp_migrations, db_url, scratch_db
+from release import Release
+
+V1, V2 = "1.0.0", "1.1.0"
+HEAD = "0003_backfill_email_domain"
+
+
+@pytest.fixture
+def app(lab_env: dict[str, str], refapp: dict[str, str], tmp_path: Path,
+        request: pytest.FixtureRequest) -> Iterator[Release]:
+    """An application of this test's own - its name, its database, its files - released
+    from the lab's reference image. Removed after."""
+    name = "e2e-" + request.node.name.removeprefix("test_")[:24].replace("_", "-").rstrip("-")
+    name = f"{name}-{uuid.uuid4().hex[:4]}"
+    with scratch_db(lab_env, "e2e") as db:
+        release = Release(lab_env, name, db, tmp_path, refapp["image"])
+        try:
+            yield release
+        finally:
+            release.cleanup()
+
+
+def released(app: Release, version: str = V1, **overrides: Any) -> dict[str, Any]:
+    """Deploy ``version`` and assert it went out; returns the report."""
+    proc, report = app.deploy(version, **overrides)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    return report
+
+
+def add_users(app: Release, count: int = 3) -> None:
+    conn = connect(db_url(app.lab_env, app.db))
+    with conn.cursor() as cur:
+        for i in range(count):
+            cur.execute("INSERT INTO users (email, name) VALUES (%s, %s)",
+                        (f"user{i}-{uuid.uuid4().hex[:6]}@example.com", f"User {i}"))
+    conn.close()
+
+
+def steps(report: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in report["steps"]}
+
+
+def test_release_then_the_same_version_again_changes_nothing(app: Release) -> None:
+    report = released(app, V1)
+    assert steps(report) | {} == {
+        "preflight": "pass", "quality_gate": "skipped", "lock": "pass", "backup": "pass",
+        "image": "skipped", "migration": "pass", "rollout": "pass", "verification": "pass",
+        "record": "pass"}
+    assert app.serving() == {V1}
+    assert app.alembic_revision() == HEAD
+    record = app.record(f"{app.app}-{V1}".replace(".", "-"))
+    assert record is not None and record["outcome"] == "succeeded"
+    assert record["alembic"]["from"] is None and record["alembic"]["to"] == HEAD
+    assert record["image"]["ref"] == app.image
+    assert record["backup"]["sha256"] and record["kubernetes"]["revision"] == 1
+    copy = json.loads(next((app.work / "artifacts").glob("release-*.json")).read_text())
+    assert copy == record
+
+    proc = app.deploy(V1)[0]
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    recap = next(line for line in proc.stdout.splitlines() if line.startswith("localhost"))
+    assert " changed=0 " in recap, proc.stdout[-4000:]
+    assert app.record(f"{app.app}-{V1}".replace(".", "-")) == record
+
+
+def test_crash_looping_release_is_rolled_back_app_and_schema(app: Release) -> None:
+    released(app, V1)
+    add_users(app)
+    before = app.rows()
+    proc, report = app.deploy(V2, release_app_env=app.app_env(FAULT_EXIT_AT_START="1"))
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert steps(report)["rollout"] == "fail"
+    assert "failed at rollout" in out and "serves again" in out, out[-3000:]
+    assert app.serving() == {V1}
+    assert app.rows() == before
+    record = app.record(f"{app.app}-{V2}".replace(".", "-"))
+    assert record is not None and record["outcome"] == "rolled_back"
+    assert record["failure"]["step"] == "rollout"
+
+
+def test_weak_secret_is_refused_at_preflight_and_nothing_changes(app: Release) -> None:
+    secret_env = app.vars(V1)["release_app_secret_env"] | {"SECRET_KEY": "changeme"}
+    proc, report = app.deploy(V1, release_app_secret_env=secret_env)
+    assert proc.returncode != 0
+    assert steps(report)["preflight"] == "fail"
+    assert "SECRET_KEY" in proc.stdout
+    assert "changeme" not in proc.stdout
+    assert kubectl(app.lab_env, "get", "deploy", app.app, check=False).returncode != 0
+    assert kubectl(app.lab_env, "get", "configmap", f"{app.app}-deploy-lock",
+                   check=False).returncode != 0
+    assert app.alembic_revision() is None
+
+
+def test_a_concurrent_deploy_is_refused_naming_the_holder(app: Release) -> None:
+    kubectl(app.lab_env, "create", "configmap", f"{app.app}-deploy-lock",
+            "--from-literal=release_id=other-release-7", "--from-literal=holder=ci@runner-3",
+            "--from-literal=pid=4242", "--from-literal=acquired_at=2026-11-28T10:00:00Z")
+    proc, report = app.deploy(V1)
+    assert proc.returncode != 0
+    assert "other-release-7" in proc.stdout
+    assert steps(report)["lock"] == "fail"
+    assert kubectl(app.lab_env, "get", "deploy", app.app, check=False).returncode != 0
+    # The other run's lock is still there.
+    held = kubectl(app.lab_env, "get", "configmap", f"{app.app}-deploy-lock", "-o", "json")
+    assert json.loads(held.stdout)["data"]["release_id"] == "other-release-7"
+
+
+def test_a_migration_failing_midway_leaves_schema_and_app_at_the_previous_release(
+        app: Release) -> None:
+    released(app, V1)
+    add_users(app)
+    before = app.rows()
+    code = copy_refapp_migrations(app.work / "v2")
+    versions = code / "migrations" / "versions"
+    (versions / "0005_ok.py").write_text(
+        'import sqlalchemy as sa\nfrom alembic import op\nrevision = "0005_ok"\n'
+        f'down_revision = "{HEAD}"\nbranch_labels = None\ndepends_on = None\n\n'
+        'def upgrade():\n    op.add_column("users", sa.Column("nickname", sa.Text()))\n\n'
+        'def downgrade():\n    op.drop_column("users", "nickname")\n')
+    (versions / "0006_fails.py").write_text(
+        'from alembic import op\nrevision = "0006_fails"\ndown_revision = "0005_ok"\n'
+        'branch_labels = None\ndepends_on = None\n\n'
+        'def upgrade():\n    op.execute("SELECT 1/0")\n\n'
+        'def downgrade():\n    pass\n')
+    proc, report = app.deploy(V2, db_migrate_config=str(code / "alembic.ini"),
+                              db_migrate_lint_policy={"no-downgrade": "ignore"})
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert steps(report)["migration"] == "fail"
+    assert "failed at migration" in out, out[-3000:]
+    assert app.alembic_revision() == HEAD
+    assert app.rows() == before
+    assert app.serving() == {V1}
+
+
+def test_rollback_playbook_returns_to_the_previous_release(app: Release) -> None:
+    released(app, V1)
+    released(app, V2)
+    assert app.serving() == {V2}
+    add_users(app)
+    before = app.rows()
+    proc = app.run("rollback.yml", V2)[0]
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert app.serving() == {V1}
+    assert app.rows() == before
+    v1_id, v2_id = (f"{app.app}-{v}".replace(".", "-") for v in (V1, V2))
+    record = app.record(v2_id)
+    assert record is not None
+    assert (record["outcome"], record["rolled_back_to"]) == ("rolled_back", v1_id)
+    assert kubectl(app.lab_env, "get", "configmap", f"{app.app}-deploy-lock",
+                   check=False).returncode != 0
+
+
+def rolled_back(app: Release, step: str, **overrides: Any) -> None:
+    """Deploy V2 with a fault over a serving V1 (with rows): the run fails at ``step``,
+    V1 serves again, no row changed, V2's record says rolled_back."""
+    released(app, V1)
+    add_users(app)
+    before = app.rows()
+    proc, report = app.deploy(V2, **overrides)
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert steps(report)[step] == "fail", report
+    assert f"failed at {step}" in out and "which serves again" in out, out[-3000:]
+    assert app.serving() == {V1}
+    assert app.rows() == before
+    assert app.alembic_revision() == HEAD
+    record = app.record(f"{app.app}-{V2}".replace(".", "-"))
+    assert record is not None and record["outcome"] == "rolled_back"
+    assert record["failure"]["step"] == step
+
+
+def test_a_release_that_never_gets_ready_is_rolled_back(app: Release) -> None:
+    rolled_back(app, "rollout", release_app_env=app.app_env(FAULT_NEVER_HEALTHY="1"),
+                k8s_rollout_ready_timeout=15)
+
+
+def test_an_image_that_cannot_be_pulled_is_rolled_back(app: Release) -> None:
+    missing = app.image.rsplit("@", 1)[0] + "@sha256:" + "0" * 64
+    rolled_back(app, "rollout", release_image=missing)
+
+
+def test_verification_breaching_p95_is_rolled_back(app: Release) -> None:
+    """Every answer 600 ms late (the app's fault switch): the load stage's P95 breaks the
+    checklist's 500 ms."""
+    rolled_back(app, "verification", release_app_env=app.app_env(FAULT_LATENCY_MS="600"),
+                verify_load_enabled=True, verify_load_users=[4], verify_load_duration=3,
+                verify_load_ramp_up=0)
+
+
+@pytest.mark.parametrize(("step", "overrides"), [
+    ("backup", {"release_backup_dir": "/proc/prodready-no-such-dir"}),
+    ("preflight", {"release_database_url": "postgresql://app:x@127.0.0.1:1/app"}),
+    ("image", {"release_image": "", "image_repository": "127.0.0.1:1/refapp"}),
+])
+@pytest.mark.usefixtures("app_context")
+def test_a_failure_before_anything_changed_undoes_nothing(app: Release, step: str,
+                                                          overrides: dict[str, Any]) -> None:
+    """The backup failing, the database down at preflight, the registry down at build: the
+    run fails at that step, V1 keeps serving untouched, and nothing is rolled back."""
+    released(app, V1)
+    add_users(app)
+    before = app.rows()
+    proc, report = app.deploy(V2, **overrides)
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert steps(report)[step] == "fail", report
+    assert f"failed at {step}" in out and "nothing was undone" in out, out[-3000:]
+    assert app.serving() == {V1}
+    assert app.rows() == before
+    assert "127.0.0.1:1/app" not in out or step == "preflight"
+    assert kubectl(app.lab_env, "get", "configmap", f"{app.app}-deploy-lock",
+                   check=False).returncode != 0
+
+
+def test_canary_secrets_never_show_at_vvvv(app: Release) -> None:
+    canary = "canary-e2e-secret-7f3a9c1d5e8b2a4f6c0d9e1b3a5c7e9f"
+    secret_env = app.vars(V1)["release_app_secret_env"] | {"SECRET_KEY": canary}
+    proc, _report = app.deploy(V1, "-vvvv", release_app_secret_env=secret_env)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    log = (app.work / "run1" / "ansible.log").read_text()
+    assert canary not in proc.stdout + proc.stderr
+    assert canary not in log
+    password = app.lab_env["LAB_PG_APP_PASSWORD"]
+    assert password not in proc.stdout + proc.stderr + log
