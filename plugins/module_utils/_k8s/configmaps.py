@@ -26,7 +26,6 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import
 )
 
 try:
-    from kubernetes.client import CoreV1Api
     from kubernetes.client.exceptions import ApiException
 
     HAS_KUBERNETES = True
@@ -119,7 +118,12 @@ def connect(factory: Callable[[], Any], requests: list[str] | None = None,
 
 
 class ClientConfigMaps:
-    """`ConfigMaps` over the kubernetes client's CoreV1Api; answers as raw JSON."""
+    """`ConfigMaps` over the kubernetes ApiClient; answers as raw JSON.
+
+    Plain requests through the ApiClient (its auth, TLS and proxy settings) rather than the
+    typed CoreV1Api: importing kubernetes.client.api loads every API and model class, about
+    a second per module run on this kind of machine, for the five ConfigMap calls needed
+    here. Clients older than the generator with ``param_serialize`` use CoreV1Api."""
 
     def __init__(self, api_client: Any, requests: list[str] | None = None,
                  request_timeout: tuple[float, float] = (10.0, 30.0)) -> None:
@@ -127,42 +131,61 @@ class ClientConfigMaps:
             raise ImportError("the kubernetes Python library is required")
         self.host = str(api_client.configuration.host)
         self.requests = requests if requests is not None else []
-        self._core = CoreV1Api(api_client)
+        self._client = api_client
         self._timeout = request_timeout
 
-    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, method: str, path: str, query: list[tuple[str, str]] | None = None,
+              body: dict[str, Any] | None = None) -> Any:
         self.requests.append(what)
+        client = self._client
         try:
-            response = func(*args, _preload_content=False, _request_timeout=self._timeout,
-                            **kwargs)
+            if hasattr(client, "param_serialize"):
+                method, url, headers, data, post = client.param_serialize(
+                    method=method, resource_path=path, query_params=query or [],
+                    header_params={"Accept": "application/json",
+                                   "Content-Type": "application/json"},
+                    body=body, auth_settings=["BearerToken"])
+                response = client.call_api(method, url, header_params=headers, body=data,
+                                           post_params=post, _request_timeout=self._timeout)
+                payload = response.read()
+                if not 200 <= response.status < 300:
+                    raise _api_exception(response.status, response.reason, payload)
+            else:  # the older generator: call_api(resource_path, method, ...)
+                response = client.call_api(
+                    path, method, query_params=query or [], body=body,
+                    header_params={"Accept": "application/json",
+                                   "Content-Type": "application/json"},
+                    auth_settings=["BearerToken"], _preload_content=False,
+                    _request_timeout=self._timeout, _return_http_data_only=True)
+                payload = response.data
         except ApiException as exc:
             raise KubeApiError(int(exc.status or 0), status_message(exc)) from None
         except (Urllib3Error, OSError) as exc:
             raise ApiUnreachable(self.host, connection_reason(exc)) from None
-        return json.loads(response.data)
+        return json.loads(payload)
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._call(f"GET v1 ConfigMap {namespace}/{name}",
-                              self._core.read_namespaced_config_map, name, namespace)
+            return self._call(f"GET v1 ConfigMap {namespace}/{name}", "GET",
+                              f"/api/v1/namespaces/{namespace}/configmaps/{name}")
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
 
     def list(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return self._call(f"LIST v1 ConfigMap {namespace} labelSelector={selector}",
-                          self._core.list_namespaced_config_map, namespace,
-                          label_selector=selector).get("items") or []
+        return self._call(f"LIST v1 ConfigMap {namespace} labelSelector={selector}", "GET",
+                          f"/api/v1/namespaces/{namespace}/configmaps",
+                          query=[("labelSelector", selector)]).get("items") or []
 
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call(f"POST v1 ConfigMap {namespace}/{body['metadata']['name']}",
-                          self._core.create_namespaced_config_map, namespace, body)
+        return self._call(f"POST v1 ConfigMap {namespace}/{body['metadata']['name']}", "POST",
+                          f"/api/v1/namespaces/{namespace}/configmaps", body=body)
 
     def replace(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         version = (body.get("metadata") or {}).get("resourceVersion")
         return self._call(f"PUT v1 ConfigMap {namespace}/{name} (resourceVersion {version})",
-                          self._core.replace_namespaced_config_map, name, namespace, body)
+                          "PUT", f"/api/v1/namespaces/{namespace}/configmaps/{name}", body=body)
 
     def delete(self, namespace: str, name: str, uid: str | None = None,
                resource_version: str | None = None) -> bool:
@@ -172,7 +195,7 @@ class ClientConfigMaps:
         if preconditions:
             what += " (if " + ", ".join(f"{k} {v}" for k, v in preconditions.items()) + ")"
         try:
-            self._call(what, self._core.delete_namespaced_config_map, name, namespace,
+            self._call(what, "DELETE", f"/api/v1/namespaces/{namespace}/configmaps/{name}",
                        body={"apiVersion": "v1", "kind": "DeleteOptions",
                              "preconditions": preconditions})
         except KubeApiError as exc:
@@ -180,3 +203,10 @@ class ClientConfigMaps:
                 return False
             raise
         return True
+
+
+def _api_exception(status: int, reason: str | None, payload: bytes) -> Exception:
+    """An ApiException carrying the server's Status body, as the typed API raises it."""
+    exc = ApiException(status=status, reason=reason or "")
+    exc.body = payload.decode("utf-8", "replace")
+    return exc

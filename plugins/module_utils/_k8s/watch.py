@@ -46,7 +46,9 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout impo
 )
 
 try:
-    from kubernetes.client import AppsV1Api, CoreV1Api
+    # Only the exceptions here: the typed APIs (kubernetes.client.api) load every API and
+    # model class, about a second, so ClientApi imports them when it is made and modules
+    # that only need the helpers below (deploy_lock, release_record) never pay for them.
     from kubernetes.client.exceptions import ApiException
 
     HAS_KUBERNETES = True
@@ -208,6 +210,8 @@ class ClientApi:
                  ) -> None:
         if not HAS_KUBERNETES:
             raise RolloutError("the kubernetes Python library is required")
+        from kubernetes.client import AppsV1Api, CoreV1Api  # pylint: disable=import-outside-toplevel
+
         self.host = str(api_client.configuration.host)
         self._apps = AppsV1Api(api_client)
         self._core = CoreV1Api(api_client)
