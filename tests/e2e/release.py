@@ -57,10 +57,9 @@ class Release:
             **self.extra, **overrides}
         return values
 
-    def run(self, playbook: str, version: str, *flags: str, timeout: float = 900,
-            **overrides: Any) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-        """(process, release report) of one ansible-playbook run; the report is {} when the
-        run wrote none."""
+    def command(self, playbook: str, version: str, *flags: str, **overrides: Any
+                ) -> tuple[list[str], dict[str, str], Path]:
+        """(argv, environment, run directory) of the next ansible-playbook run."""
         self.runs += 1
         run_dir = self.work / f"run{self.runs}"
         run_dir.mkdir(parents=True)
@@ -71,9 +70,16 @@ class Release:
                "ANSIBLE_CALLBACKS_ENABLED": "prodready.deploy.release_report",
                "PRODREADY_REPORT_DIR": str(run_dir / "report"),
                "ANSIBLE_LOG_PATH": str(run_dir / "ansible.log")}
-        proc = subprocess.run([str(PLAYBOOK), "-i", str(REPO / "inventories/local"),
-                               str(REPO / playbook), "-e", f"@{extra}", *flags],
-                              capture_output=True, text=True, env=env, timeout=timeout,
+        argv = [str(PLAYBOOK), "-i", str(REPO / "inventories/local"), str(REPO / playbook),
+                "-e", f"@{extra}", *flags]
+        return argv, env, run_dir
+
+    def run(self, playbook: str, version: str, *flags: str, timeout: float = 900,
+            **overrides: Any) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+        """(process, release report) of one ansible-playbook run; the report is {} when the
+        run wrote none."""
+        argv, env, run_dir = self.command(playbook, version, *flags, **overrides)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
                               check=False)
         report_file = run_dir / "report" / "release-report.json"
         report = json.loads(report_file.read_text()) if report_file.exists() else {}

@@ -6,6 +6,10 @@ asserts the outcome, that the service serves the previous version, and that noth
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +243,31 @@ def test_canary_secrets_never_show_at_vvvv(app: Release) -> None:
     assert canary not in log
     password = app.lab_env["LAB_PG_APP_PASSWORD"]
     assert password not in proc.stdout + proc.stderr + log
+
+
+def test_a_run_killed_mid_rollout_converges_when_run_again(app: Release) -> None:
+    """SIGKILL to the whole ansible-playbook process group while the rollout is watched (no
+    rescue, no lock released): running the same release again takes its own lock back,
+    finishes the rollout and records the release."""
+    released(app, V1)
+    argv, env, run_dir = app.command("deploy.yml", V2)
+    with subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True) as proc:
+        log = run_dir / "ansible.log"
+        deadline = time.monotonic() + 300
+        while "Watch the rollout until it completes or fails" not in (
+                log.read_text() if log.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, "never reached rollout"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    v2_id = f"{app.app}-{V2}".replace(".", "-")
+    held = kubectl(app.lab_env, "get", "configmap", f"{app.app}-deploy-lock", "-o", "json")
+    assert json.loads(held.stdout)["data"]["release_id"] == v2_id
+    report = released(app, V2)
+    assert steps(report)["rollout"] == "pass"
+    assert app.serving() == {V2}
+    record = app.record(v2_id)
+    assert record is not None and record["outcome"] == "succeeded"
+    assert kubectl(app.lab_env, "get", "configmap", f"{app.app}-deploy-lock",
+                   check=False).returncode != 0
