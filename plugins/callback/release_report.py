@@ -9,7 +9,7 @@ name: release_report
 type: notification
 short_description: The release checklist's evidence as JSON, JUnit XML and Markdown
 version_added: 0.1.0
-author: prodready.deploy contributors
+author: prodready.deploy contributors (@prodready)
 description:
   - Groups the tasks of a playbook run into the steps of the release checklist and, at the
     end of the run (also when it failed), prints a table C(step | STATUS | duration | detail)

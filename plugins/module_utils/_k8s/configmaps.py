@@ -104,10 +104,6 @@ class ConfigMaps(Protocol):
         changed since it was read); False when it did not exist."""
 
 
-
-
-
-
 def connect(factory: Callable[[], Any], requests: list[str] | None = None,
             request_timeout: tuple[float, float] = (10.0, 30.0)) -> ClientConfigMaps:
     """ClientConfigMaps over the ApiClient that `factory` makes, e.g.

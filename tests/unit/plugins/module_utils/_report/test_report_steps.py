@@ -60,8 +60,8 @@ def ev(outcome: str = "ok", task: str = "t", **kwargs) -> TaskEvent:
 ])
 def test_step_status(events, status, detail, tasks, rescued):
     step = summarize_step("s", events)
-    assert (step.status, step.detail, step.tasks, step.rescued) == (status, detail, tasks,
-                                                                     rescued)
+    got = (step.status, step.detail, step.tasks, step.rescued)
+    assert got == (status, detail, tasks, rescued)
 
 
 def test_duration_runs_from_the_first_start_to_the_last_end():
