@@ -93,6 +93,14 @@ options:
         is declared failed, even when O(timeout) has not run out. Deployments only.
     type: int
     default: 120
+  api_grace:
+    description:
+      - Seconds to keep trying while the Kubernetes API is unreachable or answers 429/5xx,
+        at the start and during the wait (once a second). A rollback is what restores the
+        service, so it rides out an API server restart instead of failing at the first
+        refused connection. V(0) fails at once.
+    type: int
+    default: 60
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
@@ -280,9 +288,14 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout impo
     RolloutError,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import (
+    TRANSIENT_STATUSES,
+    ApiUnreachable,
     ClientApi,
+    KubeApiError,
     WatchOptions,
     connection_reason,
+    pool_url,
+    ride_out,
     watch,
 )
 
@@ -406,20 +419,34 @@ def wait_for_statefulset(api: Api, name: str, timeout: int) -> dict[str, Any]:
         time.sleep(1)
 
 
+def connect(module: Any, kind: str, name: str, requests: list[str]) -> tuple[Api, dict[str, Any]]:
+    """The client and the workload. An API that does not answer, or answers 429/5xx, raises
+    ApiUnreachable or KubeApiError, which `ride_out` retries."""
+    namespace = module.params["namespace"]
+    try:
+        api = Api(get_api_client(module=module), namespace, requests)
+        return api, api.get(kind, name)
+    except HTTPError as exc:
+        raise ApiUnreachable(pool_url(exc) or "the address the kubeconfig names",
+                             connection_reason(exc)) from None
+    except ApiFailure as exc:
+        if exc.status == 404:
+            raise WorkloadMissingError(
+                f"it does not exist in namespace {namespace} ({exc})") from exc
+        if exc.status in TRANSIENT_STATUSES:
+            raise KubeApiError(exc.status, str(exc)) from None
+        raise
+
+
 def run(module: Any, result: dict[str, Any]) -> None:
     params = module.params
     kind, name = params["kind"], params["name"]
     # Built first: a bad timeout fails before anything is read or written.
     options = WatchOptions(timeout=float(params["timeout"]),
+                           api_grace=float(params["api_grace"]),
                            policy=Policy(ready_timeout=float(params["ready_timeout"])))
-    api = Api(get_api_client(module=module), params["namespace"], result["requests"])
-    try:
-        workload = api.get(kind, name)
-    except ApiFailure as exc:
-        if exc.status == 404:
-            raise WorkloadMissingError(
-                f"it does not exist in namespace {params['namespace']} ({exc})") from exc
-        raise
+    api, workload = ride_out(lambda: connect(module, kind, name, result["requests"]),
+                             options.api_grace)
     owned = api.list(HISTORY_KIND[kind], label_selector((workload.get("spec") or {})
                                                         .get("selector")))
     rollback = plan(kind, workload, owned, revision=params["revision"],
@@ -475,6 +502,7 @@ def main() -> None:
         "wait": {"type": "bool", "default": True},
         "timeout": {"type": "int", "default": 600},
         "ready_timeout": {"type": "int", "default": 120},
+        "api_grace": {"type": "int", "default": 60},
     }
     module = AnsibleK8SModule(module_class=AnsibleModule, argument_spec=argument_spec,
                               mutually_exclusive=[("revision", "release_id")],
@@ -486,7 +514,7 @@ def main() -> None:
         run(module, result)
     except (HistoryError, WorkloadMissingError, PolicyError) as exc:
         module.fail_json(msg=f"Cannot roll back {ref}: {exc}", **result)
-    except ApiFailure as exc:
+    except (ApiFailure, ApiUnreachable, KubeApiError) as exc:
         module.fail_json(msg=f"Failed to roll back {ref} ({exc})", **result)
     except RolloutError as exc:
         module.fail_json(msg=f"Failed to roll back {ref} (the rollout watcher: {exc})",

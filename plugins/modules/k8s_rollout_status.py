@@ -76,6 +76,15 @@ options:
         soon as the last pod is available. Raise it for Deployments with thousands of pods.
     type: float
     default: 0.25
+  api_grace:
+    description:
+      - Seconds the Kubernetes API may stay unreachable or answer 429/5xx once the Deployment
+        has been read (an API server restart, a control-plane failover) before the watch
+        fails. Meanwhile the watcher polls once a second and the timeline notes the outage
+        and its end. A first read that fails fails at once: that is a bad address or bad
+        credentials, not an outage.
+    type: float
+    default: 30
   ready_timeout:
     description:
       - Seconds a running container of a new pod may take to become ready before the rollout
@@ -365,6 +374,7 @@ def argument_spec() -> dict:
         namespace={"type": "str", "required": True},
         timeout={"type": "float", "default": 600},
         poll_interval={"type": "float", "default": 0.25},
+        api_grace={"type": "float", "default": 30},
         ready_timeout={"type": "float", "default": 120},
         crash_threshold={"type": "int", "default": 2},
         schedule_timeout={"type": "float", "default": 60},
@@ -384,6 +394,7 @@ def main() -> None:
         options = WatchOptions(
             timeout=params["timeout"],
             poll_interval=params["poll_interval"],
+            api_grace=params["api_grace"],
             event_lines=params["event_lines"],
             log_lines=params["log_lines"],
             policy=Policy(ready_timeout=params["ready_timeout"],

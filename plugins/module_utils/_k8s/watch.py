@@ -18,8 +18,9 @@ import json
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout import (
     COMPLETE,
@@ -60,10 +61,12 @@ try:
 except ImportError:
     Urllib3Error = OSError
 
-# Transient API trouble (a restart of the API server, throttling) is retried for this many
-# consecutive polls once the Deployment has been read; a first read that fails fails at once.
-MAX_TRANSIENT_ERRORS = 5
+# Transient API trouble (a restart of the API server, a failover, throttling) is retried for
+# `WatchOptions.api_grace` seconds once the Deployment has been read, polling at most once a
+# second meanwhile; a first read that fails fails at once (bad address, bad credentials).
+OUTAGE_POLL_INTERVAL = 1.0
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 TIMELINE_LIMIT = 100
 LOG_LINE_LIMIT = 1000
 
@@ -203,6 +206,38 @@ def start_client(factory: Any) -> Any:
     return client
 
 
+def outlasted(exc: ApiUnreachable | KubeApiError, seconds: float, grace: float
+              ) -> RolloutError:
+    """`exc` again, saying that the outage lasted longer than api_grace."""
+    lasted = f" (for {seconds:.1f} s, longer than api_grace of {grace:g} s)"
+    if isinstance(exc, ApiUnreachable):
+        return ApiUnreachable(exc.host, exc.reason + lasted, exc.subject)
+    return KubeApiError(exc.status, exc.api_message + lasted, exc.subject)
+
+
+def ride_out(call: Callable[[], T], grace: float, clock: Clock | None = None,
+             on_retry: Callable[[RolloutError], None] | None = None) -> T:
+    """`call()`, retried once a second for `grace` seconds while the API is unreachable or
+    answers 429/5xx (an API server restart); then the last error, saying how long it lasted.
+    For a step that must not give up at the first refused connection: a rollback."""
+    clock = clock or SystemClock()
+    start = clock.monotonic()
+    while True:
+        try:
+            return call()
+        except (ApiUnreachable, KubeApiError) as exc:
+            if isinstance(exc, KubeApiError) and exc.status not in TRANSIENT_STATUSES:
+                raise
+            waited = clock.monotonic() - start
+            if waited + OUTAGE_POLL_INTERVAL > grace:
+                if waited == 0:
+                    raise
+                raise outlasted(exc, waited, grace) from None
+            if on_retry is not None:
+                on_retry(exc)
+            clock.sleep(OUTAGE_POLL_INTERVAL)
+
+
 class ClientApi:
     """`KubeApi` over the kubernetes client (CoreV1Api, AppsV1Api); answers as raw JSON."""
 
@@ -268,6 +303,7 @@ class ClientApi:
 class WatchOptions:
     timeout: float = 600.0
     poll_interval: float = 0.25
+    api_grace: float = 30.0
     event_lines: int = 10
     log_lines: int = 20
     policy: Policy = field(default_factory=Policy)
@@ -278,7 +314,7 @@ class WatchOptions:
         if self.poll_interval <= 0:
             raise PolicyError(f"poll_interval must be more than 0 seconds, got"
                               f" {self.poll_interval}")
-        for name in ("event_lines", "log_lines"):
+        for name in ("api_grace", "event_lines", "log_lines"):
             if getattr(self, name) < 0:
                 raise PolicyError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
@@ -459,7 +495,9 @@ class Watcher:
     def run(self) -> RolloutResult:
         self._start = self.clock.monotonic()
         deadline = self._start + self.options.timeout
-        polls = errors = 0
+        polls = 0
+        outage_since: float | None = None
+        last_error = ""
         observation: _Observation | None = None
         verdict: Verdict | None = None
         while True:
@@ -467,17 +505,25 @@ class Watcher:
                 observation = self._observe()
             except (ApiUnreachable, KubeApiError) as exc:
                 transient = isinstance(exc, ApiUnreachable) or exc.status in TRANSIENT_STATUSES
-                if observation is None or not transient or errors >= MAX_TRANSIENT_ERRORS:
+                if observation is None or not transient:
                     raise
-                errors += 1
-                self._timeline.add(self._elapsed(), f"API error, retrying: {exc}")
+                now = self.clock.monotonic()
+                outage_since = now if outage_since is None else outage_since
+                if now - outage_since > self.options.api_grace:
+                    raise outlasted(exc, now - outage_since, self.options.api_grace) from None
+                if str(exc) != last_error:
+                    self._timeline.add(self._elapsed(), f"API error, retrying: {exc}")
+                    last_error = str(exc)
             except NotFound:
                 if observation is not None:
                     raise NotFound(f"{self.subject} not found: it was deleted during the"
                                    " watch") from None
                 raise
             else:
-                errors = 0
+                if outage_since is not None:
+                    self._timeline.add(self._elapsed(), "API answers again after"
+                                       f" {self.clock.monotonic() - outage_since:.1f} s")
+                    outage_since, last_error = None, ""
                 polls += 1
                 verdict = evaluate(observation.deployment, observation.replicasets,
                                    observation.pods, observation.now, self.options.policy)
@@ -488,7 +534,9 @@ class Watcher:
             if remaining <= 0:
                 verdict = self._timed_out(observation, verdict)
                 break
-            self.clock.sleep(min(self.options.poll_interval, remaining))
+            interval = self.options.poll_interval if outage_since is None else max(
+                self.options.poll_interval, OUTAGE_POLL_INTERVAL)
+            self.clock.sleep(min(interval, remaining))
         return self._result(observation, verdict, polls)
 
     def _timed_out(self, observation: _Observation, verdict: Verdict | None) -> Verdict:

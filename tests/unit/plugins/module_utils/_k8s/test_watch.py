@@ -39,6 +39,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import
     connection_reason,
     event_lines,
     log_tail,
+    ride_out,
     start_client,
     watch,
 )
@@ -385,13 +386,89 @@ def test_transient_errors_after_the_first_read_are_retried() -> None:
         " answered 503: unavailable") == 1
 
 
-def test_too_many_transient_errors_give_up() -> None:
+def test_an_outage_within_api_grace_is_ridden_out_and_noted_once() -> None:
+    progressing = load("real_progressing")
+    blip = ApiUnreachable("https://api.test:6443", "[Errno 111] Connection refused")
+    api = FakeApi([progressing, *[blip] * 8, load("real_complete")])
+    result, clock = run(api, wall_of(progressing), "rs-fx-real-ok", api_grace=10.0)
+    assert result.status == "complete"
+    events = [e["event"] for e in result.timeline]
+    assert sum(e.startswith("API error, retrying") for e in events) == 1
+    assert "API answers again after 8.0 s" in events
+    # polls once a second while the API is away, at poll_interval otherwise
+    assert clock.sleeps[:9] == [0.25] + [1.0] * 8
+
+
+def test_an_outage_longer_than_api_grace_fails_saying_how_long() -> None:
     progressing = load("real_progressing")
     blip = ApiUnreachable("https://api.test:6443", "timed out")
     api = FakeApi([progressing, *[blip] * 6, load("real_complete")])
-    with pytest.raises(ApiUnreachable):
-        run(api, wall_of(progressing), "rs-fx-real-ok")
-    assert len(api.called("read_deployment")) == 7
+    with pytest.raises(ApiUnreachable) as info:
+        run(api, wall_of(progressing), "rs-fx-real-ok", api_grace=3.0)
+    assert str(info.value) == (
+        "Cannot watch Deployment prodready/rs-fx-real-ok: cannot reach the Kubernetes API at"
+        " https://api.test:6443: timed out (for 4.0 s, longer than api_grace of 3 s)")
+    assert len(api.called("read_deployment")) == 6
+
+
+def test_a_throttling_answer_that_outlasts_api_grace_keeps_its_status() -> None:
+    progressing = load("real_progressing")
+    api = FakeApi([progressing, *[KubeApiError(429, "slow down")] * 3])
+    with pytest.raises(KubeApiError) as info:
+        run(api, wall_of(progressing), "rs-fx-real-ok", api_grace=0.0)
+    assert info.value.status == 429
+    assert str(info.value) == (
+        "Cannot watch Deployment prodready/rs-fx-real-ok: the Kubernetes API answered 429: slow"
+        " down (for 1.0 s, longer than api_grace of 0 s)")
+
+
+def flaky(*outcomes: Any) -> Any:
+    """A call that raises or returns the outcomes in turn."""
+    pending = list(outcomes)
+
+    def call() -> Any:
+        outcome = pending.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    return call
+
+
+def test_ride_out_returns_once_the_api_answers_again() -> None:
+    refused = ApiUnreachable("https://api.test:6443", "[Errno 111] Connection refused")
+    clock, retried = FakeClock(0.0), []
+    result = ride_out(flaky(refused, KubeApiError(503, "starting"), "answer"), 60, clock,
+                      retried.append)
+    assert result == "answer"
+    assert clock.sleeps == [1.0, 1.0]
+    assert [type(e).__name__ for e in retried] == ["ApiUnreachable", "KubeApiError"]
+
+
+def test_ride_out_gives_up_after_grace_saying_how_long() -> None:
+    refused = ApiUnreachable("https://api.test:6443", "[Errno 111] Connection refused")
+    clock = FakeClock(0.0)
+    with pytest.raises(ApiUnreachable) as info:
+        ride_out(flaky(*[refused] * 10), 3, clock)
+    assert str(info.value) == ("cannot reach the Kubernetes API at https://api.test:6443:"
+                               " [Errno 111] Connection refused (for 3.0 s, longer than"
+                               " api_grace of 3 s)")
+    assert clock.sleeps == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("error", [KubeApiError(403, "forbidden"), KubeApiError(404, "gone"),
+                                   RolloutError("not an API error")])
+def test_ride_out_never_retries_a_real_answer(error: Exception) -> None:
+    clock = FakeClock(0.0)
+    with pytest.raises(type(error)) as info:
+        ride_out(flaky(error, "never"), 60, clock)
+    assert info.value is error and clock.sleeps == []
+
+
+def test_ride_out_with_no_grace_fails_at_once_unchanged() -> None:
+    refused = ApiUnreachable("https://api.test:6443", "refused")
+    with pytest.raises(ApiUnreachable) as info:
+        ride_out(flaky(refused), 0, FakeClock(0.0))
+    assert info.value is refused
 
 
 def test_a_bad_request_is_not_retried() -> None:
