@@ -17,7 +17,10 @@ ANSIBLE = Path(sys.executable).parent / "ansible"
 
 
 def ansible_env(lab_env: dict[str, str], **extra: str) -> dict[str, str]:
+    # The tier's own inventory: inventories/local (ansible.cfg's) sets deploy.yml's inputs,
+    # which would leak into the roles under test.
     return {**os.environ, **lab_env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_INVENTORY": str(REPO / "tests/integration/inventory.yml"),
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", **extra}
 

@@ -589,7 +589,7 @@ def test_role_passes_on_the_good_environment(lab_env, good_port, tmp_path):
                     lab_env["LAB_REGISTRY_PASSWORD"])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
-    assert "13 pass, 0 warn, 0 fail, 1 skip" in output
+    assert "13 pass, 0 warn, 0 fail, 1 skip" in output, output[-4000:]
     assert "kubernetes.reachable  | SKIP   | no kubeconfig given" in output
     assert MARK not in output
 
