@@ -275,7 +275,7 @@ def test_real_crash_at_start_carries_the_log(lab_env: dict[str, str], tmp_path: 
     assert failure["exit_code"] in (1, 3)  # gunicorn: 3, or 1 when workers race (README)
     assert failure["logs_error"] is None
     assert any("FAULT_EXIT_AT_START is set: refusing to start" in line
-               for line in failure["logs"])
+               for line in failure["logs"]), failure["logs"]
     assert result["msg"].endswith(
         ": refapp.app.StartupAbort: FAULT_EXIT_AT_START is set: refusing to start (injected"
         " fault)")

@@ -57,6 +57,10 @@ _NEVER_STARTED = frozenset({
     "PodInitializing",
 })
 
+# A waiting reason the kubelet gives while it retries on its own: the Secret or ConfigMap
+# exists, its watch cache has not synced yet (a busy or freshly started kubelet).
+_KUBELET_RETRIES = re.compile(r"failed to sync (secret|configmap) cache")
+
 # Failures whose best explanation is the end of the container's log.
 _CRASHES = frozenset({"CrashLoopBackOff", CRASH_THRESHOLD, "RunContainerError"})
 
@@ -433,7 +437,8 @@ def _container_failure(pod: dict[str, Any], cs: dict[str, Any], spec: dict[str, 
                        f" memory (exit code {exit_code})", hints=_hints(OOM_KILLED, spec, pod),
                        log_source=log_source, **base)
     reason = waiting.get("reason")
-    if reason and reason in policy.fail_reasons:
+    if reason and reason in policy.fail_reasons and not _KUBELET_RETRIES.search(
+            waiting.get("message") or ""):
         return Failure(reason, waiting.get("message") or reason, hints=_hints(reason, spec, pod),
                        log_source=None if reason in _NEVER_STARTED else log_source, **base)
     crashes = restarts + (1 if current and current.get("exitCode") else 0)
@@ -643,6 +648,11 @@ def pod_state(pod: dict[str, Any]) -> str:
     if status.get("containerStatuses"):
         return "Ready"
     return status.get("phase") or "Pending"
+
+
+def explains(lines: list[str]) -> bool:
+    """Whether a log holds an exception or panic line - the why of a crash."""
+    return any(_TELLING_LINE.match(line.strip()) for line in lines)
 
 
 def telling_line(lines: list[str]) -> str | None:

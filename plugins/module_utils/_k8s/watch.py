@@ -33,6 +33,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout impo
     RolloutError,
     Verdict,
     evaluate,
+    explains,
     find_new_replicaset,
     image_digests,
     images,
@@ -604,9 +605,16 @@ class Watcher:
         return diagnosis, diagnosis["logs"]
 
     def _logs(self, failure: Failure) -> tuple[list[str], str | None]:
-        attempts = [True, False] if failure.log_source == "previous" else [False]
+        """The log of the run that failed. A crashed container may restart between the
+        observation and the read, so when the log read first does not explain an exit, the
+        other instance's log is read too, and the one with the exception wins."""
+        if failure.log_source == "previous":
+            order = [True, False]
+        else:
+            order = [False, True] if failure.exit_code is not None else [False]
         first_error = None
-        for previous in attempts:
+        fallback: list[str] | None = None
+        for previous in order:
             try:
                 text = self.api.read_log(self.namespace, failure.pod or "",
                                          failure.container or "", previous,
@@ -615,8 +623,12 @@ class Watcher:
                 first_error = first_error or exc
                 continue
             lines = log_tail(text, self.options.log_lines)
-            if lines or not previous:
+            if explains(lines):
                 return lines, None
+            if fallback is None or not fallback:
+                fallback = lines
+        if fallback is not None:
+            return fallback, None
         return [], f"logs unavailable: {first_error}"
 
     def _result(self, observation: _Observation, verdict: Verdict, polls: int) -> RolloutResult:

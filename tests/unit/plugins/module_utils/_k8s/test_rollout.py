@@ -134,6 +134,20 @@ def test_verdict_on_captured_state(fixture: str, after: float, policy: dict[str,
     assert verdict.message == failure.message
 
 
+def test_a_secret_cache_not_synced_yet_is_waited_for_not_failed() -> None:
+    """The kubelet's "failed to sync secret cache" is CreateContainerConfigError too, but it
+    retries on its own (seen on the lab's real node under load): not a failure."""
+    snap = load("kwok_config_error")
+    new = find_new_replicaset(snap["deployment"], snap["replicasets"])
+    waiting = [pod["status"]["containerStatuses"][0]["state"]["waiting"]
+               for pod in pods_of(new, snap["pods"])]
+    for state in waiting:
+        state["message"] = "failed to sync secret cache: timed out waiting for the condition"
+    assert judge(snap).state == PROGRESSING
+    waiting[-1]["message"] = 'secret "app-secret" not found'
+    assert judge(snap).failure.reason == "CreateContainerConfigError"
+
+
 NEW_AND_PREVIOUS = [
     # fixture, new ReplicaSet, its revision, previous revision
     ("kwok_complete", "rs-fx-complete-5897844f86", 2, 1),

@@ -209,9 +209,11 @@ def test_crashloop_fails_with_events_and_the_previous_log() -> None:
         "[2026-11-27 18:24:51 +0000] [1] [ERROR] Reason: Worker failed to boot.",
     ]
     assert (failure["logs_error"], failure["events_error"]) == (None, None)
-    assert api.called("read_log") == [("read_log", pod, "app", True, 5)]
+    # Five lines hold no exception line: the current instance's log is tried too (it has
+    # none here), and the last line of the previous one stands in.
+    assert api.called("read_log") == [("read_log", pod, "app", True, 5),
+                                      ("read_log", pod, "app", False, 5)]
     assert api.called("list_events") == [("list_events", NS, "Pod", pod)]
-    # Five lines hold no exception line: the last line stands in.
     assert result.message == (
         "Rollout of Deployment prodready/rs-fx-real-crash failed: pod"
         f" {pod} container app CrashLoopBackOff (exit code 3, 1 restart): [2026-11-27 18:24:51"
@@ -263,6 +265,25 @@ def test_previous_log_gone_falls_back_to_the_current_one() -> None:
     assert result.failure["logs"] == ["starting", "ValueError: bad config"]
     assert result.failure["logs_error"] is None
     assert result.message.endswith("(exit code 1, 3 restarts): ValueError: bad config")
+
+
+def test_a_restart_between_the_watch_and_the_log_read_still_finds_the_crash() -> None:
+    """Seen terminated (its first exit, crash_threshold 1), restarted before its log is read:
+    the current log is the new instance's, without the crash, so the previous one is read
+    and wins because it holds the exception."""
+    snap = load("real_crash_first_exit")
+    pod = "rs-fx-real-crash-5d9dd8686-6fkr7"
+    api = FakeApi([snap], logs={
+        (pod, False): "[INFO] Starting gunicorn 23.0.0\n[INFO] Booting worker with pid: 7\n",
+        (pod, True): "Traceback (most recent call last):\n  File \"wsgi.py\", line 18\n"
+                     "refapp.app.StartupAbort: FAULT_EXIT_AT_START is set\n"
+                     "[ERROR] Reason: Worker failed to boot.\n"})
+    result, _clock = run(api, wall_of(snap), "rs-fx-real-crash",
+                         policy=Policy(crash_threshold=1))
+    assert result.failure["reason"] == "CrashThresholdReached"
+    assert [c[3] for c in api.called("read_log")] == [False, True]
+    assert "refapp.app.StartupAbort: FAULT_EXIT_AT_START is set" in result.failure["logs"]
+    assert result.message.endswith("refapp.app.StartupAbort: FAULT_EXIT_AT_START is set")
 
 
 def test_container_that_never_started_has_no_log_to_read() -> None:
