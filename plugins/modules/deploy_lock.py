@@ -163,9 +163,7 @@ requests:
 """
 
 import datetime
-import getpass
 import os
-import socket
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -182,6 +180,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.configmaps i
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.lock import (
     LockError,
+    default_holder,
     lock_name,
     run,
 )
@@ -191,14 +190,6 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import
 )
 
 VERBS = {"acquired": "acquire", "released": "release", "broken": "break"}
-
-
-def default_holder() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()}"
 
 
 def main() -> None:

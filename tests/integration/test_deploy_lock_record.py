@@ -292,3 +292,47 @@ def test_namespace_the_deployer_may_not_touch(lab_env: dict[str, str], app: str)
         f"Failed to acquire the deploy lock kube-system/{app}-deploy-lock (the Kubernetes API"
         " answered 403: configmaps")
     assert "is forbidden" in result["msg"]
+
+
+# The release session (lock and record in one call each) ---------------------------------------
+
+
+def session(lab_env: dict[str, str], app: str, *flags: str, **args: Any
+            ) -> tuple[int, dict[str, Any]]:
+    rc, result, _proc = run_module(lab_env, "release_session", {"namespace": NS, "app": app,
+                                                                **args}, *flags)
+    return rc, result
+
+
+def test_session_opens_and_closes_a_release_and_a_rerun_changes_nothing(
+        lab_env: dict[str, str], app: str, tmp_path: Any) -> None:
+    rc, first = session(lab_env, app, release_id="r1", record={"version": "1"})
+    assert rc == 0, first
+    rc, closed = session(lab_env, app, release_id="r1", state="closed", outcome="succeeded",
+                         artifacts_dir=str(tmp_path))
+    assert rc == 0, closed
+
+    rc, opened = session(lab_env, app, "--diff", release_id="r2", record={"version": "2"})
+    assert rc == 0, opened
+    assert opened["changed"] is True and opened["previous"]["release_id"] == "r1"
+    assert opened["existing"] is None and '"outcome": "in_progress"' in opened["diff"]["after"]
+    held = configmap(lab_env, f"{app}-deploy-lock")
+    assert held is not None and held["data"]["release_id"] == "r2"
+
+    rc, other = session(lab_env, app, release_id="r3")
+    assert rc != 0 and "held by release r2" in other["msg"], other
+    assert stored_record(lab_env, app, "r3") is None
+
+    rc, closed = session(lab_env, app, release_id="r2", state="closed", outcome="succeeded",
+                         record={"finished_at": "2026-11-29T10:00:00Z"},
+                         artifacts_dir=str(tmp_path))
+    assert rc == 0, closed
+    assert configmap(lab_env, f"{app}-deploy-lock") is None
+    assert stored_record(lab_env, app, "r2")["outcome"] == "succeeded"
+    assert json.loads((tmp_path / "release-r2.json").read_text()) == closed["record"]
+
+    for state, extra in (("opened", {}), ("closed", {"outcome": "succeeded"})):
+        rc, again = session(lab_env, app, release_id="r2", state=state,
+                            artifacts_dir=str(tmp_path), **extra)
+        assert rc == 0 and again["changed"] is False, again
+    assert configmap(lab_env, f"{app}-deploy-lock") is None

@@ -16,6 +16,9 @@ runs the same code and stops before the write.
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +63,15 @@ def lock_data(obj: dict[str, Any] | None) -> dict[str, str] | None:
         return None
     data = obj.get("data") or {}
     return {key: str(data.get(key) or "") for key in LOCK_KEYS}
+
+
+def default_holder() -> str:
+    """`<user>@<host>` of this process, shown to whoever finds the lock held."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def describe(data: dict[str, str]) -> str:
