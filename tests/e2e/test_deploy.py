@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apiproxy import ApiRelay, relayed_kubeconfig, upstream_of
 from kube import kubectl
 from pgutil import connect, copy_refapp_migrations, db_url, scratch_db
-from release import Release
+from release import REPO, Release
+from webhook import Receiver, receiving
 
 V1, V2 = "1.0.0", "1.1.0"
 HEAD = "0003_backfill_email_domain"
@@ -59,8 +62,25 @@ def steps(report: dict[str, Any]) -> dict[str, str]:
     return {s["name"]: s["status"] for s in report["steps"]}
 
 
-def test_release_then_the_same_version_again_changes_nothing(app: Release) -> None:
+@pytest.fixture
+def hooks(app: Release) -> Iterator[Receiver]:
+    """A chat webhook and a status page on loopback, told of every release of ``app``."""
+    with receiving() as rec:
+        app.extra.update(release_notify=True, notify_webhook_url=f"{rec.base}/chat",
+                         notify_statuspage_url=f"{rec.base}/status")
+        yield rec
+
+
+def events(hooks: Receiver) -> list[str]:
+    """The status-page events posted, in order."""
+    return [r["json"]["event"] for r in hooks.by_path("/status")]
+
+
+def test_release_then_the_same_version_again_changes_nothing(app: Release,
+                                                            hooks: Receiver) -> None:
     report = released(app, V1)
+    assert events(hooks) == ["started", "succeeded"]
+    assert len(hooks.by_path("/chat")) == 2
     assert steps(report) | {} == {
         "preflight": "pass", "quality_gate": "skipped", "lock": "pass", "backup": "pass",
         "image": "skipped", "migration": "pass", "rollout": "pass", "verification": "pass",
@@ -80,9 +100,11 @@ def test_release_then_the_same_version_again_changes_nothing(app: Release) -> No
     recap = next(line for line in proc.stdout.splitlines() if line.startswith("localhost"))
     assert " changed=0 " in recap, proc.stdout[-4000:]
     assert app.record(f"{app.app}-{V1}".replace(".", "-")) == record
+    assert events(hooks) == ["started", "succeeded"] * 2
 
 
-def test_crash_looping_release_is_rolled_back_app_and_schema(app: Release) -> None:
+def test_crash_looping_release_is_rolled_back_app_and_schema(app: Release,
+                                                             hooks: Receiver) -> None:
     released(app, V1)
     add_users(app)
     before = app.rows()
@@ -96,6 +118,9 @@ def test_crash_looping_release_is_rolled_back_app_and_schema(app: Release) -> No
     record = app.record(f"{app.app}-{V2}".replace(".", "-"))
     assert record is not None and record["outcome"] == "rolled_back"
     assert record["failure"]["step"] == "rollout"
+    assert events(hooks) == ["started", "succeeded", "started", "rolled_back"]
+    told = hooks.by_path("/status")[-1]["json"]
+    assert told["reason"].startswith("rollout: ") and "crash" in told["reason"].lower(), told
 
 
 def test_weak_secret_is_refused_at_preflight_and_nothing_changes(app: Release) -> None:
@@ -245,6 +270,45 @@ def test_canary_secrets_never_show_at_vvvv(app: Release) -> None:
     assert password not in proc.stdout + proc.stderr + log
 
 
+RUNNER = """
+import json, sys
+import ansible_runner
+run = ansible_runner.run(**json.loads(sys.argv[1]), quiet=True)
+print(run.status, run.rc)
+"""
+
+
+def test_canary_secrets_never_show_in_ansible_runner_artifacts(app: Release) -> None:
+    """As AWX runs it: deploy.yml under ansible-runner at verbosity 4. The canary appears in
+    no artifact - stdout, the JSON events - and the release report is among them."""
+    canary = "canary-runner-secret-0b9d8f7e6a5c4b3a2918f7e6d5c4b3a2"
+    secret_env = app.vars(V1)["release_app_secret_env"] | {"SECRET_KEY": canary}
+    _argv, env, run_dir = app.command("deploy.yml", V1, release_app_secret_env=secret_env)
+    env.pop("PRODREADY_REPORT_DIR")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # runner finds ansible-playbook
+    private = run_dir / "runner"
+    private.mkdir()
+    args = {"private_data_dir": str(private), "project_dir": str(REPO),
+            "playbook": "deploy.yml", "inventory": str(REPO / "inventories" / "local"),
+            "extravars": json.loads((run_dir / "vars.json").read_text()),
+            "verbosity": 4, "ident": "deploy-1"}
+    proc = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(args)], env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    artifacts = private / "artifacts" / "deploy-1"
+    stdout = (artifacts / "stdout").read_text() if (artifacts / "stdout").exists() else ""
+    assert proc.stdout.split() == ["successful", "0"], proc.stderr[-3000:] + stdout[-6000:]
+    events = sorted((artifacts / "job_events").glob("*.json"))
+    assert len(events) > 50 and "-vvvv" in (artifacts / "command").read_text()
+    report = json.loads((artifacts / "release-report.json").read_text())
+    assert report["run_failed"] is False and steps(report)["rollout"] == "pass"
+    password = app.lab_env["LAB_PG_APP_PASSWORD"]
+    for path in [artifacts / "stdout", *events]:
+        text = path.read_text()
+        assert canary not in text, path
+        assert password not in text, path
+    assert canary not in proc.stdout + proc.stderr
+
+
 def test_a_run_killed_mid_rollout_converges_when_run_again(app: Release) -> None:
     """SIGKILL to the whole ansible-playbook process group while the rollout is watched (no
     rescue, no lock released): running the same release again takes its own lock back,
@@ -271,3 +335,82 @@ def test_a_run_killed_mid_rollout_converges_when_run_again(app: Release) -> None
     assert record is not None and record["outcome"] == "succeeded"
     assert kubectl(app.lab_env, "get", "configmap", f"{app.app}-deploy-lock",
                    check=False).returncode != 0
+
+
+WATCH_TASK = "Watch the rollout until it completes or fails"
+WATCH_SETTLE = 4  # seconds for the watch module to start and read the Deployment once
+
+
+@pytest.fixture
+def relay(app: Release) -> Iterator[ApiRelay]:
+    """The API server behind a relay of this test's own; the release's kubeconfig goes
+    through it (so does its rollback's)."""
+    kubeconfig = Path(app.lab_env["LAB_KUBECONFIG_DEPLOYER"])
+    relay = ApiRelay(upstream_of(kubeconfig))
+    relay.start()
+    app.extra["release_kubeconfig"] = str(relayed_kubeconfig(
+        kubeconfig, relay, app.work / "relayed.kubeconfig"))
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+def deploy_with_api_outage(app: Release, relay: ApiRelay, outage: float, *flags: str,
+                           **overrides: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """Deploy V2 and stop the relay for ``outage`` seconds once the rollout is being watched
+    (WATCH_SETTLE seconds after its task starts: a first read that fails is a wrong address,
+    not an outage, and fails at once by design); (process, its stdout, whitespace folded)."""
+    argv, env, run_dir = app.command("deploy.yml", V2, *flags, **overrides)
+    log, stdout = run_dir / "ansible.log", run_dir / "stdout.txt"
+    with stdout.open("w") as sink, subprocess.Popen(argv, env=env, stdout=sink,
+                                                    stderr=subprocess.STDOUT) as proc:
+        deadline = time.monotonic() + 300
+        while WATCH_TASK not in (log.read_text() if log.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, "never reached rollout"
+            time.sleep(0.1)
+        time.sleep(WATCH_SETTLE)
+        assert proc.poll() is None, "the run ended before the outage"
+        relay.stop()
+        time.sleep(outage)
+        relay.start()
+        proc.wait(timeout=600)
+    return proc, " ".join(stdout.read_text().split())
+
+
+def test_an_api_server_away_for_seconds_mid_rollout_is_ridden_out(
+        app: Release, relay: ApiRelay) -> None:
+    """A restart of the API server while the rollout is watched (6 s without it, within the
+    watch's api_grace): the release goes out as if nothing happened, and says it noticed."""
+    released(app, V1)
+    add_users(app)
+    before = app.rows()
+    proc, out = deploy_with_api_outage(app, relay, 6, "-v",
+                                       k8s_rollout_readiness_initial_delay_seconds=12)
+    assert proc.returncode == 0, out[-6000:]
+    assert "API error, retrying" in out and "API answers again after" in out, out[-6000:]
+    assert app.serving() == {V2}
+    assert app.rows() == before
+    record = app.record(f"{app.app}-{V2}".replace(".", "-"))
+    assert record is not None and record["outcome"] == "succeeded"
+
+
+def test_an_api_server_away_longer_than_the_watch_waits_is_rolled_back_when_it_returns(
+        app: Release, relay: ApiRelay) -> None:
+    """The API away for 12 s, longer than the watch may wait (api_grace 2 s): the rollout
+    fails naming the outage, and the rollback - which keeps trying for rollback_api_grace -
+    brings V1 back once the API answers; nothing is lost."""
+    released(app, V1)
+    add_users(app)
+    before = app.rows()
+    proc, out = deploy_with_api_outage(app, relay, 12, k8s_rollout_api_grace=2,
+                                       k8s_rollout_readiness_initial_delay_seconds=30)
+    assert proc.returncode != 0
+    assert "failed at rollout" in out and "longer than api_grace of 2 s" in out, out[-4000:]
+    assert "which serves again" in out, out[-4000:]
+    assert app.serving() == {V1}
+    assert app.rows() == before
+    assert app.alembic_revision() == HEAD
+    record = app.record(f"{app.app}-{V2}".replace(".", "-"))
+    assert record is not None and record["outcome"] == "rolled_back"
+    assert record["failure"]["step"] == "rollout"

@@ -10,58 +10,23 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from imageutil import free_port
+from webhook import Receiver, receiving
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "T0CANARY/B0CANARY/notify-canary-8c1f2a"
 STATUS_AUTH = "Bearer notify-status-canary-51e0"
 
 
-class Receiver:
-    """Records every POST (path, headers, JSON body); answers each path's configured
-    status (200 by default)."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.status: dict[str, int] = {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers),
-                                          "json": json.loads(body)})
-                status = receiver.status.get(self.path, 200)
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def by_path(self, path: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"] == path]
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    thread = threading.Thread(target=rec.server.serve_forever, daemon=True)
-    thread.start()
-    yield rec
-    rec.server.shutdown()
-    rec.server.server_close()
+    with receiving() as rec:
+        yield rec
 
 
 def play(tmp_path: Path, role_vars: dict, *flags: str) -> subprocess.CompletedProcess[str]:
