@@ -54,7 +54,7 @@ class ApiRelay:
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                client, _ = listener.accept()
+                client, _address = listener.accept()
             except OSError:
                 return  # stopped
             try:

@@ -76,8 +76,8 @@ def events(hooks: Receiver) -> list[str]:
     return [r["json"]["event"] for r in hooks.by_path("/status")]
 
 
-def test_release_then_the_same_version_again_changes_nothing(app: Release,
-                                                            hooks: Receiver) -> None:
+def test_release_then_the_same_version_again_changes_nothing(
+        app: Release, hooks: Receiver) -> None:
     report = released(app, V1)
     assert events(hooks) == ["started", "succeeded"]
     assert len(hooks.by_path("/chat")) == 2
@@ -103,8 +103,8 @@ def test_release_then_the_same_version_again_changes_nothing(app: Release,
     assert events(hooks) == ["started", "succeeded"] * 2
 
 
-def test_crash_looping_release_is_rolled_back_app_and_schema(app: Release,
-                                                             hooks: Receiver) -> None:
+def test_crash_looping_release_is_rolled_back_app_and_schema(
+        app: Release, hooks: Receiver) -> None:
     released(app, V1)
     add_users(app)
     before = app.rows()
