@@ -225,12 +225,22 @@ def test_an_image_that_cannot_be_pulled_is_rolled_back(app: Release) -> None:
     rolled_back(app, "rollout", release_image=missing)
 
 
-def test_verification_breaching_p95_is_rolled_back(app: Release) -> None:
-    """Every answer 600 ms late (the app's fault switch): the load stage's P95 breaks the
-    checklist's 500 ms."""
-    rolled_back(app, "verification", release_app_env=app.app_env(FAULT_LATENCY_MS="600"),
+@pytest.mark.parametrize("fault", [
+    pytest.param({"FAULT_LATENCY_MS": "600"}, id="p95"),
+    pytest.param({"FAULT_ERROR_RATE": "20"}, id="error-rate"),
+])
+def test_verification_breaching_a_threshold_is_rolled_back(
+        app: Release, fault: dict[str, str]) -> None:
+    """The app's fault switches: every answer 600 ms late breaks the load stage's P95 of
+    500 ms; 20% of answers 500 break the error rate of 0.1% (and the contract checks that
+    meet one). The load goes to /version, which the app rate-limits per client in Redis:
+    this test's releases count in a Redis database of their own, with a limit the load does
+    not reach, so neither its rollback check nor another test meets a 429."""
+    own = {"REDIS_DB": "7", "RATE_LIMIT_PER_MINUTE": "1000000"}
+    app.extra["release_app_env"] = app.app_env(**own)
+    rolled_back(app, "verification", release_app_env=app.app_env(**own, **fault),
                 verify_load_enabled=True, verify_load_users=[4], verify_load_duration=3,
-                verify_load_ramp_up=0)
+                verify_load_ramp_up=0, verify_load_endpoints=[{"path": "/version"}])
 
 
 @pytest.mark.parametrize(("step", "overrides"), [
