@@ -81,7 +81,8 @@ options:
       - Seconds the Kubernetes API may stay unreachable or answer 429/5xx once the Deployment
         has been read (an API server restart, a control-plane failover) before the watch
         fails. Meanwhile the watcher polls once a second and the timeline notes the outage
-        and its end. A first read that fails fails at once - that is a bad address or bad
+        and its end; an outage under way when O(timeout) runs out may extend the watch by up
+        to O(api_grace). A first read that fails fails at once - that is a bad address or bad
         credentials, not an outage.
     type: float
     default: 30

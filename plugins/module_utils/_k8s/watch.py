@@ -62,9 +62,9 @@ try:
 except ImportError:
     Urllib3Error = OSError
 
-# Transient API trouble (a restart of the API server, a failover, throttling) is retried for
-# `WatchOptions.api_grace` seconds once the Deployment has been read, polling at most once a
-# second meanwhile; a first read that fails fails at once (bad address, bad credentials).
+# Transient API trouble (a restart of the API server, a failover, throttling) is retried once
+# a second by `ride_out`, for `WatchOptions.api_grace` seconds once the Deployment has been
+# read; a first read that fails fails at once (bad address, bad credentials).
 OUTAGE_POLL_INTERVAL = 1.0
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
@@ -497,48 +497,49 @@ class Watcher:
         self._start = self.clock.monotonic()
         deadline = self._start + self.options.timeout
         polls = 0
-        outage_since: float | None = None
-        last_error = ""
         observation: _Observation | None = None
         verdict: Verdict | None = None
         while True:
             try:
-                observation = self._observe()
-            except (ApiUnreachable, KubeApiError) as exc:
-                transient = isinstance(exc, ApiUnreachable) or exc.status in TRANSIENT_STATUSES
-                if observation is None or not transient:
-                    raise
-                now = self.clock.monotonic()
-                outage_since = now if outage_since is None else outage_since
-                if now - outage_since > self.options.api_grace:
-                    raise outlasted(exc, now - outage_since, self.options.api_grace) from None
-                if str(exc) != last_error:
-                    self._timeline.add(self._elapsed(), f"API error, retrying: {exc}")
-                    last_error = str(exc)
+                # A first read that fails fails at once (a wrong address or credentials);
+                # later ones ride out an outage of up to api_grace, which may run past the
+                # timeout by as much.
+                observation = self._observe() if observation is None else \
+                    self._observe_through_outage()
             except NotFound:
                 if observation is not None:
                     raise NotFound(f"{self.subject} not found: it was deleted during the"
                                    " watch") from None
                 raise
-            else:
-                if outage_since is not None:
-                    self._timeline.add(self._elapsed(), "API answers again after"
-                                       f" {self.clock.monotonic() - outage_since:.1f} s")
-                    outage_since, last_error = None, ""
-                polls += 1
-                verdict = evaluate(observation.deployment, observation.replicasets,
-                                   observation.pods, observation.now, self.options.policy)
-                self._note(observation, verdict)
-                if verdict.state != PROGRESSING:
-                    break
+            polls += 1
+            verdict = evaluate(observation.deployment, observation.replicasets,
+                               observation.pods, observation.now, self.options.policy)
+            self._note(observation, verdict)
+            if verdict.state != PROGRESSING:
+                break
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 verdict = self._timed_out(observation, verdict)
                 break
-            interval = self.options.poll_interval if outage_since is None else max(
-                self.options.poll_interval, OUTAGE_POLL_INTERVAL)
-            self.clock.sleep(min(interval, remaining))
+            self.clock.sleep(min(self.options.poll_interval, remaining))
         return self._result(observation, verdict, polls)
+
+    def _observe_through_outage(self) -> _Observation:
+        """`_observe` through `ride_out`; the timeline notes each new API error once and how
+        long the outage lasted."""
+        outage: dict[str, Any] = {}
+
+        def noted(exc: RolloutError) -> None:
+            outage.setdefault("since", self.clock.monotonic())
+            if str(exc) != outage.get("last"):
+                self._timeline.add(self._elapsed(), f"API error, retrying: {exc}")
+                outage["last"] = str(exc)
+
+        observation = ride_out(self._observe, self.options.api_grace, self.clock, noted)
+        if outage:
+            self._timeline.add(self._elapsed(), "API answers again after"
+                               f" {self.clock.monotonic() - outage['since']:.1f} s")
+        return observation
 
     def _timed_out(self, observation: _Observation, verdict: Verdict | None) -> Verdict:
         failure = timeout_failure(observation.deployment, observation.replicasets,
@@ -625,7 +626,7 @@ class Watcher:
             lines = log_tail(text, self.options.log_lines)
             if explains(lines):
                 return lines, None
-            if fallback is None or not fallback:
+            if not fallback:
                 fallback = lines
         if fallback is not None:
             return fallback, None
