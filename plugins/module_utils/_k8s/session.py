@@ -13,6 +13,7 @@ into the run's artifacts directory and gives the lock back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -100,7 +101,10 @@ def open_release(api: ConfigMaps, namespace: str, app: str, release_id: str, hol
             "previous": (previous or {}).get("release_id")})
     except BaseException:
         if taken.changed and not check_mode:
-            lock.release(release_id)  # give back what this run took, then fail
+            # Give back what this run took, then fail with the error that stopped it; when
+            # the give-back fails too (the API went away), that error still explains the run.
+            with contextlib.suppress(Exception):
+                lock.release(release_id)
         raise
     back = f"; previous succeeded release: {previous['release_id'] if previous else 'none'}"
     return SessionResult(

@@ -110,6 +110,19 @@ def test_a_failure_after_the_lock_gives_it_back(api: FakeConfigMaps) -> None:
     assert LOCK not in api.objects
 
 
+def test_a_give_back_that_fails_too_leaves_the_first_error(api: FakeConfigMaps) -> None:
+    def refuse(verb: str, name: str) -> None:
+        if verb == "POST" and name == "web-release-web-2":
+            raise KubeApiError(403, "configmaps is forbidden")
+        if verb == "DELETE":
+            raise KubeApiError(503, "the API is going away")
+
+    api.before = refuse
+    with pytest.raises(KubeApiError, match="403"):
+        session(api, "opened")
+    assert api.requests[-1] == f"DELETE {NS}/web-deploy-lock"
+
+
 def test_a_rerun_after_a_crash_keeps_its_own_lock_and_start(api: FakeConfigMaps) -> None:
     session(api, "opened")  # the run that died: lock held, record in progress
     opened = session(api, "opened", now=T1)
