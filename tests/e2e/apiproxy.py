@@ -88,8 +88,8 @@ def relayed_kubeconfig(kubeconfig: Path, relay: ApiRelay, path: Path) -> Path:
     config = yaml.safe_load(kubeconfig.read_text())
     for cluster in config["clusters"]:
         cluster["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
+    path.touch(mode=0o600)  # it holds the deployer's credentials: private before written
     path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
     return path
 
 
