@@ -131,6 +131,10 @@ options:
     description:
       - On failure, how many of the last lines of the failing container's log to return in
         RV(failure.logs). V(0) reads no log.
+      - When those lines hold no exception line but the log does higher up (a worker's
+        exception above its server's shutdown traceback), the lines ending at that exception
+        come first, then a C([... N lines left out ...]) line, then the end of the log. Up to
+        ten times O(log_lines) lines (at least 200) are read to find it.
     type: int
     default: 20
 notes:
@@ -309,7 +313,8 @@ failure:
     logs:
       description:
         - The last O(log_lines) lines of the failing container's log, of the previous instance
-          when the container has restarted.
+          when the container has restarted; led by the lines ending at the exception that
+          explains the crash when the last lines hold none (see O(log_lines)).
       type: list
       elements: str
     logs_error:

@@ -70,6 +70,7 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
 TIMELINE_LIMIT = 100
 LOG_LINE_LIMIT = 1000
+LOG_READ_MIN = 200
 
 
 # Errors ----------------------------------------------------------------------------------
@@ -410,11 +411,43 @@ def event_lines(events: list[dict[str, Any]], limit: int) -> list[str]:
     return lines
 
 
-def log_tail(text: str, limit: int) -> list[str]:
+def _log_lines(text: str) -> list[str]:
     lines = [line[:LOG_LINE_LIMIT] for line in text.splitlines()]
     while lines and not lines[-1].strip():
         lines.pop()
-    return lines[-limit:] if limit else []
+    return lines
+
+
+def log_tail(text: str, limit: int) -> list[str]:
+    return _log_lines(text)[-limit:] if limit else []
+
+
+def log_read_lines(limit: int) -> int:
+    """How many lines to read for an excerpt of `limit` lines: the exception that killed a
+    process often sits above a longer shutdown traceback (gunicorn's master re-raising
+    HaltServer after its worker's exception is 30 lines), so a wider window is read."""
+    return max(limit * 10, LOG_READ_MIN) if limit else 0
+
+
+def log_excerpt(text: str, limit: int) -> list[str]:
+    """The last `limit` lines of a log; when they hold no exception line but earlier lines
+    do, the lines ending at the last exception line come first (half of `limit`), then a
+    marker of how many lines were left out, then the end of the log - so the why of a
+    crash and its last words both fit in `limit` + 1 lines."""
+    if limit <= 0:
+        return []
+    lines = _log_lines(text)
+    tail = lines[-limit:]
+    if len(lines) <= limit or explains(tail):
+        return tail
+    telling = [i for i, line in enumerate(lines) if explains([line])]
+    if not telling:
+        return tail
+    head_end = telling[-1] + 1
+    head = lines[max(0, head_end - max(1, limit // 2)):head_end]
+    tail = lines[len(lines) - (limit - len(head)):] if limit > len(head) else []
+    skipped = len(lines) - head_end - len(tail)
+    return head + [f"[... {skipped} lines left out ...]"] + tail
 
 
 # The watch -------------------------------------------------------------------------------
@@ -619,11 +652,11 @@ class Watcher:
             try:
                 text = self.api.read_log(self.namespace, failure.pod or "",
                                          failure.container or "", previous,
-                                         self.options.log_lines)
+                                         log_read_lines(self.options.log_lines))
             except (KubeApiError, ApiUnreachable) as exc:
                 first_error = first_error or exc
                 continue
-            lines = log_tail(text, self.options.log_lines)
+            lines = log_excerpt(text, self.options.log_lines)
             if explains(lines):
                 return lines, None
             if not fallback:

@@ -27,6 +27,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout impo
     PolicyError,
     RolloutError,
     parse_time,
+    telling_line,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import (
     AccessDenied,
@@ -38,6 +39,8 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import
     WatchOptions,
     connection_reason,
     event_lines,
+    log_excerpt,
+    log_read_lines,
     log_tail,
     ride_out,
     start_client,
@@ -121,7 +124,7 @@ class FakeApi:
             raise found
         if found is None:
             raise KubeApiError(400, f"previous terminated container {container!r} not found")
-        return found
+        return "".join(found.splitlines(keepends=True)[-tail_lines:])
 
     def server_time(self) -> float | None:
         return self._server_time
@@ -201,23 +204,24 @@ def test_crashloop_fails_with_events_and_the_previous_log() -> None:
         "2026-11-27T18:24:53Z Warning BackOff: Back-off restarting failed container app in pod"
         " rs-fx-real-crash-5d9dd8686-6fkr7_prodready(6341a00f-b650-4e60-a5ee-cf51b2c69d56) (x2)",
     ]
+    # Five lines: the last five hold no exception line, so the excerpt starts with the lines
+    # ending at the worker's exception (read from a wider window), then the log's end.
     assert failure["logs"] == [
-        "[2026-11-27 18:24:50 +0000] [6] [INFO] Worker exiting (pid: 6)",
-        "[2026-11-27 18:24:51 +0000] [1] [ERROR] Worker (pid:7) exited with code 3.",
+        '    raise StartupAbort("FAULT_EXIT_AT_START is set: refusing to start (injected fault)")',
+        "refapp.app.StartupAbort: FAULT_EXIT_AT_START is set: refusing to start (injected fault)",
+        "[... 3 lines left out ...]",
         "[2026-11-27 18:24:51 +0000] [1] [INFO] Worker (pid:6) was sent SIGTERM!",
         "[2026-11-27 18:24:51 +0000] [1] [ERROR] Shutting down: Master",
         "[2026-11-27 18:24:51 +0000] [1] [ERROR] Reason: Worker failed to boot.",
     ]
     assert (failure["logs_error"], failure["events_error"]) == (None, None)
-    # Five lines hold no exception line: the current instance's log is tried too (it has
-    # none here), and the last line of the previous one stands in.
-    assert api.called("read_log") == [("read_log", pod, "app", True, 5),
-                                      ("read_log", pod, "app", False, 5)]
+    # The previous instance's log explains the exit: the current one is not read.
+    assert api.called("read_log") == [("read_log", pod, "app", True, 200)]
     assert api.called("list_events") == [("list_events", NS, "Pod", pod)]
     assert result.message == (
         "Rollout of Deployment prodready/rs-fx-real-crash failed: pod"
-        f" {pod} container app CrashLoopBackOff (exit code 3, 1 restart): [2026-11-27 18:24:51"
-        " +0000] [1] [ERROR] Reason: Worker failed to boot.")
+        f" {pod} container app CrashLoopBackOff (exit code 3, 1 restart): refapp.app.StartupAbort:"
+        " FAULT_EXIT_AT_START is set: refusing to start (injected fault)")
     assert out["timeline"][-2:] == [
         {"t": 0.0, "event": f"pod {pod} CrashLoopBackOff"},
         {"t": 0.0, "event": "rollout failed: CrashLoopBackOff"}]
@@ -579,6 +583,41 @@ def test_log_tail() -> None:
     assert log_tail("a\nb\nc\n\n", 2) == ["b", "c"]
     assert log_tail("x" * 5000, 1) == ["x" * 1000]
     assert log_tail("a\n", 0) == []
+
+
+def test_log_excerpt_keeps_the_exception_above_a_long_shutdown_traceback() -> None:
+    """gunicorn 27's halt race: the worker's exception, then 30 lines of the master
+    re-raising HaltServer (recorded from the reference image). The last 20 lines alone say
+    only HaltServer."""
+    text = (FIXTURES / "log_gunicorn_halt_race.txt").read_text()
+    assert not any("StartupAbort" in line for line in log_tail(text, 20))
+    lines = log_excerpt(text, 20)
+    assert len(lines) == 21
+    assert lines[9] == ("refapp.app.StartupAbort: FAULT_EXIT_AT_START is set: refusing to start"
+                        " (injected fault)")
+    assert lines[10] == "[... 23 lines left out ...]"
+    assert lines[-10:] == log_tail(text, 10)
+    assert telling_line(lines) == lines[9]
+    assert log_excerpt(text, 1) == [lines[9], "[... 33 lines left out ...]"]
+    assert log_excerpt(text, 0) == []
+
+
+def test_log_excerpt_is_the_tail_when_it_explains_or_nothing_does() -> None:
+    assert log_excerpt("ValueError: early\nx\nKeyError: late\ny\n", 2) == ["KeyError: late", "y"]
+    assert log_excerpt("a\nb\nc\nd\n\n", 2) == ["c", "d"]
+    assert log_excerpt("a\nValueError: v\n", 5) == ["a", "ValueError: v"]
+    assert log_read_lines(20) == 200 and log_read_lines(50) == 500 and log_read_lines(0) == 0
+
+
+def test_a_log_without_an_exception_reads_both_instances_and_keeps_the_first() -> None:
+    snap = load("real_crashloop")
+    pod = "rs-fx-real-crash-5d9dd8686-6fkr7"
+    api = FakeApi([snap], logs={(pod, True): "booting\nReason: Worker failed to boot.\n",
+                                (pod, False): "booting again\n"})
+    result, _clock = run(api, wall_of(snap), "rs-fx-real-crash", log_lines=5)
+    assert result.failure["logs"] == ["booting", "Reason: Worker failed to boot."]
+    assert [c[3] for c in api.called("read_log")] == [True, False]
+    assert result.message.endswith("(exit code 3, 1 restart): Reason: Worker failed to boot.")
 
 
 @pytest.mark.parametrize(("exc", "expected"), [
