@@ -126,6 +126,32 @@ options:
         the revision the run started from.
     type: bool
     default: true
+  guard:
+    description:
+      - For O(action=downgrade) - ask the schema compatibility guard first (the decision of
+        M(prodready.deploy.schema_guard), taken in the same read of the scripts and the live
+        revision that the downgrade uses) - downgrade only when it plans V(downgrade); for
+        V(restore), V(none) or V(upgrade) run nothing and return the plan in RV(plan) (a
+        rollback then restores O(guard.backup)); fail when it is V(blocked), saying why.
+      - One call instead of C(history), M(prodready.deploy.schema_guard) and C(downgrade),
+        for a rollback that has to be quick.
+      - O(target) must name the revision the target release's schema is at (a revision id
+        or a unique prefix), not V(head), V(base) or a relative step. A database with several
+        applied heads, or without its version table (the wrong database), is refused before
+        anything runs, as M(prodready.deploy.schema_guard) refuses it.
+    type: dict
+    suboptions:
+      backup:
+        description:
+          - The verified pre-release backup (C(backup_id), C(alembic_revision), C(sha256),
+            C(path)), as M(prodready.deploy.pg_backup) returns it; the guard plans V(restore)
+            when no downgrade path exists and it holds O(target).
+        type: dict
+      prefer:
+        description: When both a downgrade and a restore work, which one to plan.
+        type: str
+        choices: [downgrade, restore]
+        default: downgrade
 extends_documentation_fragment:
   - prodready.deploy._postgres
   - ansible.builtin.action_common_attributes
@@ -189,6 +215,16 @@ EXAMPLES = r"""
     target: 0002_users_email_idx
     config: /srv/shop/alembic.ini
     url: "{{ shop_database_url }}"
+
+- name: Bring the schema back for a rollback - downgrade, or say that the backup is needed
+  prodready.deploy.alembic:
+    action: downgrade
+    target: "{{ previous_release.alembic_head }}"
+    config: /srv/shop/alembic.ini
+    url: "{{ shop_database_url }}"
+    guard:
+      backup: "{{ pre_release_backup }}"
+  register: schema_back
 
 - name: List the revisions for the schema guard
   prodready.deploy.alembic:
@@ -312,6 +348,18 @@ history:
     - {"revision": 0001_initial, "down_revisions": [], "has_downgrade": true,
        "is_head": false, "path": /srv/shop/migrations/versions/0001_initial.py,
        "doc": Create users and audit_log., "branch_labels": []}
+plan:
+  description:
+    - The guard's decision (as M(prodready.deploy.schema_guard) returns it in its C(plan)) -
+      C(action) (V(none), V(upgrade), V(downgrade), V(restore) or V(blocked)),
+      C(from_revision), C(to_revision), C(backup_id), C(reason) and C(steps). Only a
+      V(downgrade) was run.
+  returned: for downgrade with O(guard)
+  type: dict
+  sample: {"action": "downgrade", "from_revision": 0003_backfill_email_domain,
+           "to_revision": 0002_users_email_idx, "backup_id": null, "steps":
+           [0003_backfill_email_domain], "reason": "live revision 0003_backfill_email_domain
+           is unknown to the target release (head 0002_users_email_idx); ..."}
 commands:
   description: What ran, as the equivalent alembic command lines (without secrets).
   returned: always
@@ -348,8 +396,10 @@ from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import (
     PgError,
     from_params,
 )
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.guard import PREFER
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.migrate import (
     Alembic,
+    Guard,
     MigrateError,
     MigrationFailedError,
     Migrator,
@@ -408,9 +458,13 @@ def run(module: AnsibleModule, result: dict[str, Any], alembic: Alembic) -> None
     target = params["target"] or "head"
     check = module.check_mode or action == "check"
     try:
+        guard = None
+        if params["guard"] is not None and direction == "downgrade":
+            guard = Guard(backup=params["guard"]["backup"], prefer=params["guard"]["prefer"])
         outcome = migrator.migrate(direction, target, check_mode=check, want_sql=check,
                                    lint=params["lint"] and direction == "upgrade",
-                                   policy=policy, compensate=params["compensate"])
+                                   policy=policy, compensate=params["compensate"],
+                                   guard=guard)
     except MigrateError as exc:
         if exc.details.get("outcome") is not None:
             _record(module, result, exc.details["outcome"], action, alembic)
@@ -452,10 +506,17 @@ def main() -> None:
         "lint": {"type": "bool", "default": True},
         "lint_policy": {"type": "dict", "default": {}},
         "compensate": {"type": "bool", "default": True},
+        "guard": {"type": "dict", "options": {
+            "backup": {"type": "dict"},
+            "prefer": {"type": "str", "choices": list(PREFER), "default": "downgrade"},
+        }},
     }
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("action", "downgrade", ["target"])])
     params = module.params
+    if params["guard"] is not None and params["action"] != "downgrade":
+        module.fail_json(msg=f"guard applies to action=downgrade only, not {params['action']}:"
+                             " remove guard, or use action=downgrade")
     started = time.monotonic()
     result: dict[str, Any] = {"changed": False, "action": params["action"], "commands": [],
                               "log": []}

@@ -202,6 +202,66 @@ def test_downgrade_through_a_revision_without_one_is_refused(lab_env, app, db, d
     assert schema(lab_env, db) == before
 
 
+def test_guarded_downgrade_runs_or_hands_over_to_the_backup(lab_env, app, db):
+    """The rollback's one call: the guard plans in the same read the downgrade uses."""
+    upgrade_to(lab_env, app, db)
+    backup = {"backup_id": "pre-0002", "alembic_revision": "0002_users_email_idx",
+              "sha256": "0" * 64, "path": "/backups/pre-0002.json"}
+    rc, result, proc = alembic(lab_env, app, db, action="downgrade",
+                               target="0002_users_email_idx",
+                               guard={"backup": backup, "prefer": "restore"})
+    assert rc == 0, proc.stdout + proc.stderr
+    assert result["plan"]["action"] == "restore" and result["plan"]["backup_id"] == "pre-0002"
+    assert result["changed"] is False and version(lab_env, db) == [HEAD]
+    assert not any(" downgrade " in cmd for cmd in result["commands"])
+
+    rc, result, proc = alembic(lab_env, app, db, action="downgrade",
+                               target="0002_users_email_idx", guard={"backup": backup})
+    assert rc == 0, proc.stdout + proc.stderr
+    assert result["plan"]["action"] == "downgrade" and result["plan"]["steps"] == [HEAD]
+    assert (result["changed"], result["from_revision"], result["to_revision"]) == (
+        True, HEAD, "0002_users_email_idx")
+    assert version(lab_env, db) == ["0002_users_email_idx"]
+
+    rc, again, proc = alembic(lab_env, app, db, action="downgrade",
+                              target="0002_users_email_idx", guard={})
+    assert rc == 0, proc.stdout + proc.stderr
+    assert again["plan"]["action"] == "none" and again["changed"] is False
+
+
+def test_guarded_downgrade_without_a_way_back_is_blocked(lab_env, app, db):
+    add_revision(app, "0004_irreversible", HEAD,
+                 "op.add_column('users', sa.Column('flag', sa.Boolean()))", None)
+    upgrade_to(lab_env, app, db)
+    before = schema(lab_env, db)
+    rc, result, proc = alembic(lab_env, app, db, action="downgrade", target=HEAD, guard={})
+    assert rc != 0, proc.stdout
+    assert result["plan"]["action"] == "blocked"
+    assert ("the schema rollback to 0003_backfill_email_domain is blocked: live revision"
+            " 0004_irreversible is unknown to the target release") in result["msg"]
+    assert "no backup was given" in result["msg"]
+    assert version(lab_env, db) == ["0004_irreversible"] and schema(lab_env, db) == before
+
+
+def test_guard_refuses_a_database_never_migrated(lab_env, app, db):
+    """An empty version table and none at all read the same through Alembic; the helper
+    tells them apart, so a wrong database is not taken for a schema at base."""
+    rc, result, proc = alembic(lab_env, app, db, action="downgrade",
+                               target="0002_users_email_idx", guard={})
+    assert rc != 0, proc.stdout
+    assert ("the version table alembic_version does not exist in the search path: the"
+            " database was never migrated with Alembic, or this is the wrong database"
+            ) in result["msg"]
+    assert version(lab_env, db) is None
+
+
+def test_guard_is_for_downgrades_only(lab_env, app, db):
+    rc, result, _proc = alembic(lab_env, app, db, action="upgrade", guard={})
+    assert rc != 0
+    assert result["msg"] == ("guard applies to action=downgrade only, not upgrade: remove"
+                             " guard, or use action=downgrade")
+
+
 def failing_chain(app: Path, position: str) -> None:
     """0004 ok (a table), 0005 adds a column then fails, 0006 ok - or the failure first."""
     fail = """

@@ -47,6 +47,13 @@ from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import (
     connect,
     connect_error,
 )
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.guard import (
+    GuardError,
+    Plan,
+)
+from ansible_collections.prodready.deploy.plugins.module_utils._pg.guard import (
+    plan as guard_plan,
+)
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.sqllint import (
     Finding,
     lint_revision,
@@ -81,6 +88,16 @@ def current(cfg, script, request, results):
 
     def read(rev, context):
         found.extend(context.get_current_heads())
+        # An empty table and no table read the same above; a rollback must tell them apart.
+        table = {"name": context.version_table, "schema": context.version_table_schema,
+                 "exists": None}
+        try:
+            from sqlalchemy import inspect
+            table["exists"] = bool(inspect(context.connection).has_table(
+                context.version_table, schema=context.version_table_schema))
+        except Exception:  # an answer we cannot get is left unknown, never guessed
+            pass
+        results["version_table"] = table
         return []
 
     with EnvironmentContext(cfg, script, fn=read, dont_mutate=True):
@@ -605,13 +622,28 @@ class Outcome:
     script_heads: list[str] = field(default_factory=list)
     current: str | None = None
     target_heads: list[str] = field(default_factory=list)
+    plan: dict[str, Any] | None = None
 
     def as_result(self) -> dict[str, Any]:
         result = {k: v for k, v in self.__dict__.items()
                   if k not in ("warnings", "target_heads")}
-        if result["sql"] is None:
-            result.pop("sql")
+        for key in ("sql", "plan"):
+            if result[key] is None:
+                result.pop(key)
         return result
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Ask the schema compatibility guard before a downgrade: the pre-release backup it may
+    choose instead, and which way it leans when both work (see `guard.plan`)."""
+
+    backup: dict[str, Any] | None = None
+    prefer: str = "downgrade"
+
+
+class GuardBlockedError(MigrateError):
+    """The guard found no way back (no downgrade path, no usable backup)."""
 
 
 def _joined(revisions: list[str]) -> str | None:
@@ -652,16 +684,23 @@ class Migrator:
     def current(self) -> list[str]:
         return self.alembic.call([{"op": "current"}], read_only=True)["current"]
 
-    def state(self, direction: str, target: str
-              ) -> tuple[list[str], list[str], dict[str, Any]]:
-        """(current revisions, pending revisions, Alembic's plan of the steps) in one
-        read-only helper run, which also reads the scripts; errors worded for the case that
-        caused them."""
+    def read(self, direction: str, target: str) -> dict[str, Any]:
+        """The scripts, the current revisions and Alembic's plan of the steps, in one
+        read-only helper run, unchecked."""
         self.preflight()
         results = self.alembic.call([{"op": "script"}, {"op": "current"},
                                      {"op": "steps", "direction": direction,
                                       "target": target}], read_only=True)
-        self._script = script = Script.from_helper(results["script"])
+        self._script = Script.from_helper(results["script"])
+        return results
+
+    def state(self, direction: str, target: str, results: dict[str, Any] | None = None
+              ) -> tuple[list[str], list[str], dict[str, Any]]:
+        """(current revisions, pending revisions, Alembic's plan of the steps) from `read`
+        (done here when not given); errors worded for the case that caused them."""
+        if results is None:
+            results = self.read(direction, target)
+        script = self.script()
         current = results["current"]
         if direction == "upgrade" and target == "head":
             script.single_head("upgrade to head")
@@ -686,8 +725,9 @@ class Migrator:
                     " migrations, or downgrade with them first", current=current)
 
     def plan(self, direction: str, target: str, want_sql: bool, lint: bool,
-             policy: dict[str, str]) -> tuple[Outcome, str | None, list[Finding]]:
-        current, pending, steps = self.state(direction, target)
+             policy: dict[str, str], read: dict[str, Any] | None = None
+             ) -> tuple[Outcome, str | None, list[Finding]]:
+        current, pending, steps = self.state(direction, target, read)
         script = self.script()
         outcome = Outcome(heads=sorted(script.heads), script_heads=sorted(script.heads))
         # A downgrade may start where an earlier one unmerged two branches.
@@ -771,9 +811,61 @@ class Migrator:
             return parts, (missing[0], "Alembic's --sql output has no step for it")
         return parts, None
 
+    def guarded(self, target: str, guard: Guard) -> tuple[Plan, dict[str, Any], Outcome]:
+        """The guard's plan for bringing the schema back to `target`, from the same read the
+        downgrade then uses; an outcome that changes nothing for the plans it does not run."""
+        if target in ("head", "heads", "base") or target[:1] in "+-" or "@" in target:
+            raise MigrateInputError(
+                f"with guard, target must be the revision the target release's schema is at"
+                f" (its release record's Alembic revision), not {target!r}: the guard plans"
+                " between two known revisions")
+        read = self.read("downgrade", target)
+        script = self.script()
+        table = read.get("version_table") or {}
+        if table.get("exists") is False:
+            where = f"schema {table['schema']}" if table.get("schema") else "the search path"
+            raise MigrateError(
+                f"the version table {table.get('name')} does not exist in {where}: the"
+                " database was never migrated with Alembic, or this is the wrong database"
+                " (check url, and version_table in env.py); nothing was run")
+        if len(read["current"]) > 1:
+            raise MigrateError(
+                f"the database is at {len(read['current'])} revisions"
+                f" ({', '.join(read['current'])}): several heads are applied; merge them"
+                " (alembic merge) before rolling back, or downgrade without guard; nothing"
+                " was run", current=read["current"])
+        live = _joined(read["current"])
+        known = [rev["revision"] for rev in script.revisions]
+        if target not in known:
+            # A unique prefix, as Alembic accepts it; an unknown revision stays as given (the
+            # guard turns to the backup for it).
+            matches = [rev for rev in known if rev.startswith(target)]
+            target = matches[0] if len(matches) == 1 else target
+        try:
+            decision = guard_plan(live, target, script.history(), guard.backup, guard.prefer)
+        except GuardError as exc:
+            raise MigrateInputError(f"cannot decide the schema plan for a rollback to"
+                                    f" {target}: {exc}") from None
+        heads = sorted(script.heads)
+        outcome = Outcome(heads=heads, script_heads=heads, current=live, from_revision=live,
+                          to_revision=live, plan=decision.as_dict())
+        if decision.action == "blocked":
+            raise GuardBlockedError(f"the schema rollback to {target} is blocked:"
+                                    f" {decision.reason}", outcome=outcome)
+        return decision, read, outcome
+
     def migrate(self, direction: str, target: str, check_mode: bool, want_sql: bool,
-                lint: bool, policy: dict[str, str], compensate: bool = True) -> Outcome:
-        outcome, start, findings = self.plan(direction, target, want_sql, lint, policy)
+                lint: bool, policy: dict[str, str], compensate: bool = True,
+                guard: Guard | None = None) -> Outcome:
+        read = None
+        decision = None
+        if guard is not None and direction == "downgrade":
+            decision, read, kept = self.guarded(target, guard)
+            if decision.action != "downgrade":
+                return kept
+        outcome, start, findings = self.plan(direction, target, want_sql, lint, policy, read)
+        if decision is not None:
+            outcome.plan = decision.as_dict()
         failing = [f for f in findings if f.policy == "fail"]
         if failing:
             raise LintFailedError(

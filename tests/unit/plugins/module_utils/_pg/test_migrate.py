@@ -20,7 +20,10 @@ from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import C
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.migrate import (
     Alembic,
     AlembicError,
+    Guard,
+    GuardBlockedError,
     LintFailedError,
+    MigrateError,
     MigrateInputError,
     MigrationFailedError,
     Migrator,
@@ -260,8 +263,8 @@ class FakeAlembic:
 
     def __init__(self, current: list[str], heads: list[str] | None = None,
                  fail_at: str | None = None, downgrade_fails: bool = False,
-                 sql_fails_at: str | None = None, lands_at: list[str] | None = None
-                 ) -> None:
+                 sql_fails_at: str | None = None, lands_at: list[str] | None = None,
+                 table_exists: bool | None = True) -> None:
         self.settings = Settings(config="/app/alembic.ini")
         self.db = current
         self.heads = heads or ["c"]
@@ -269,6 +272,7 @@ class FakeAlembic:
         self.downgrade_fails = downgrade_fails
         self.sql_fails_at = sql_fails_at  # --sql stops in this revision (online-only)
         self.lands_at = lands_at  # where a run really leaves alembic_version
+        self.table_exists = table_exists  # None: the helper could not tell
         self.calls: list[list[str]] = []
 
     def order(self) -> list[str]:
@@ -283,6 +287,8 @@ class FakeAlembic:
                 results["script"] = {"revisions": REVS, "heads": self.heads}
             elif op["op"] == "current":
                 results["current"] = list(self.db)
+                results["version_table"] = {"name": "alembic_version", "schema": None,
+                                            "exists": self.table_exists}
             elif op["op"] == "steps":
                 try:
                     results["steps"] = {"revisions": self._steps(op["direction"],
@@ -299,7 +305,13 @@ class FakeAlembic:
                     self.db = list(self.lands_at)
         return results
 
+    def _resolve(self, target: str) -> str:
+        """A unique prefix names its revision, as Alembic has it."""
+        matches = [rev for rev in self.order() if rev.startswith(target)]
+        return matches[0] if target not in self.order() and len(matches) == 1 else target
+
     def _after(self, direction: str, target: str) -> list[str]:
+        target = self._resolve(target)
         if direction == "upgrade":
             return [self.order()[-1] if target == "head" else target]
         return [] if target == "base" else [target]
@@ -315,6 +327,7 @@ class FakeAlembic:
         return {"text": text}
 
     def _steps(self, direction: str, target: str) -> list[str]:
+        target = self._resolve(target)
         order = self.order()
         at = order.index(self.db[0]) if self.db else -1
         if direction == "upgrade":
@@ -472,6 +485,126 @@ def test_downgrade(no_downgrade):
     assert fake.db == ["a"]
 
 
+def guarded(fake: FakeAlembic, target: str, guard: Guard, check: bool = False):
+    return migrator(fake).migrate("downgrade", target, check, False, False, resolve_policy({}),
+                                  guard=guard)
+
+
+BACKUP_AT_A = {"backup_id": "pre", "alembic_revision": "a", "sha256": "f" * 64,
+               "path": "/b/pre.json"}
+
+
+def test_guarded_downgrade_runs_when_the_guard_plans_one(no_downgrade):
+    fake = FakeAlembic(["c"])
+    outcome = guarded(fake, "a", Guard(backup=BACKUP_AT_A))
+    assert outcome.plan["action"] == "downgrade" and outcome.plan["steps"] == ["c", "b"]
+    assert (outcome.from_revision, outcome.to_revision, outcome.revisions) == ("c", "a",
+                                                                               ["c", "b"])
+    assert fake.db == ["a"]
+    # One read for the guard and the plan, one run: no separate history read.
+    assert fake.calls == [["script", "current", "steps"], ["run downgrade a", "current"]]
+    assert outcome.as_result()["plan"]["to_revision"] == "a"
+
+
+def test_guarded_downgrade_in_check_mode_runs_nothing(no_downgrade):
+    """As the module calls it in check mode: the offline SQL from the same read."""
+    fake = FakeAlembic(["c"])
+    outcome = migrator(fake).migrate("downgrade", "a", True, True, False, resolve_policy({}),
+                                     guard=Guard())
+    assert outcome.plan["action"] == "downgrade" and outcome.pending == ["c", "b"]
+    assert [part["revision"] for part in outcome.sql] == ["c", "b"]
+    assert fake.db == ["c"] and fake.calls == [["script", "current", "steps"], ["sql"]]
+
+
+def test_guard_refuses_two_applied_heads(no_downgrade):
+    """Joined, they would be a revision the graph lacks, and the guard would restore."""
+    fake = FakeAlembic(["b", "c"])
+    with pytest.raises(MigrateError, match=r"the database is at 2 revisions \(b, c\): several"
+                                           r" heads are applied; merge them"):
+        guarded(fake, "a", Guard(backup=BACKUP_AT_A))
+    assert fake.db == ["b", "c"] and len(fake.calls) == 1
+
+
+def test_guard_refuses_a_missing_version_table(no_downgrade):
+    """No table reads like an empty one: the wrong database, not a schema at base."""
+    fake = FakeAlembic([], table_exists=False)
+    with pytest.raises(MigrateError, match="the version table alembic_version does not exist"
+                                           " in the search path: .*wrong database"):
+        guarded(fake, "a", Guard(backup=BACKUP_AT_A))
+    # Unknown (the helper could not tell): an empty table, as before.
+    outcome = guarded(FakeAlembic([], table_exists=None), "a", Guard())
+    assert outcome.plan["action"] == "upgrade"
+
+
+@pytest.mark.parametrize("target", ["head", "base", "-1", "+1", "", "heads", "branch@head"])
+def test_guard_needs_a_revision_for_a_target(no_downgrade, target):
+    fake = FakeAlembic(["c"])
+    with pytest.raises(MigrateInputError, match="with guard, target must be the revision"):
+        guarded(fake, target, Guard())
+    assert fake.calls == []
+
+
+def test_guard_resolves_a_unique_prefix(no_downgrade, monkeypatch):
+    revs = [dict(rev, revision=f"{rev['revision']}_long",
+                 down_revisions=[f"{d}_long" for d in rev["down_revisions"]]) for rev in REVS]
+    monkeypatch.setattr(sys.modules[__name__], "REVS", revs)
+
+    class Long(FakeAlembic):
+        def order(self) -> list[str]:
+            return [r["revision"] for r in revs]
+
+    fake = Long(["c_long"], heads=["c_long"])
+    outcome = guarded(fake, "a_l", Guard())
+    assert outcome.plan["action"] == "downgrade" and outcome.plan["to_revision"] == "a_long"
+    assert fake.db == ["a_long"]
+
+
+def test_guard_plans_a_restore_when_a_step_has_no_downgrade(no_downgrade):
+    no_downgrade.add("b")
+    fake = FakeAlembic(["c"])
+    outcome = guarded(fake, "a", Guard(backup=BACKUP_AT_A))
+    assert outcome.plan["action"] == "restore" and outcome.plan["backup_id"] == "pre"
+    assert (outcome.changed, outcome.revisions, outcome.current) == (False, [], "c")
+    assert fake.db == ["c"] and fake.calls == [["script", "current", "steps"]]
+
+
+def test_guard_prefers_the_restore_when_asked(no_downgrade):
+    fake = FakeAlembic(["c"])
+    outcome = guarded(fake, "a", Guard(backup=BACKUP_AT_A, prefer="restore"))
+    assert outcome.plan["action"] == "restore" and fake.db == ["c"]
+
+
+def test_guard_at_the_target_changes_nothing(no_downgrade):
+    fake = FakeAlembic(["a"])
+    outcome = guarded(fake, "a", Guard())
+    assert outcome.plan["action"] == "none" and not outcome.changed and fake.db == ["a"]
+
+
+def test_guard_plans_a_restore_for_a_revision_the_scripts_do_not_know(no_downgrade):
+    """A database at a revision the scripts lack would stop a plain downgrade; the guard
+    turns to the backup instead."""
+    fake = FakeAlembic(["z"])
+    outcome = guarded(fake, "a", Guard(backup=BACKUP_AT_A))
+    assert outcome.plan["action"] == "restore" and "live revision z" in outcome.plan["reason"]
+
+
+def test_guard_blocked_fails_saying_why_and_runs_nothing(no_downgrade):
+    no_downgrade.add("b")
+    fake = FakeAlembic(["c"])
+    with pytest.raises(GuardBlockedError, match=r"the schema rollback to a is blocked: .*b has"
+                                                r" no downgrade step.*no backup was given"
+                       ) as info:
+        guarded(fake, "a", Guard())
+    assert info.value.details["outcome"].plan["action"] == "blocked"
+    assert fake.db == ["c"]
+
+
+def test_guard_with_a_malformed_backup_is_an_input_error(no_downgrade):
+    with pytest.raises(MigrateInputError, match="cannot decide the schema plan for a rollback"
+                                                " to a: backup has no backup_id"):
+        guarded(FakeAlembic(["c"]), "a", Guard(backup={"alembic_revision": "a"}))
+
+
 # A downgrade goes where Alembic resolves the target, and no further.
 
 def merge_app(tmp_path: Path) -> Path:
@@ -529,6 +662,8 @@ class MergeFake(FakeAlembic):
                 results["script"] = {"revisions": MERGE_REVS, "heads": ["m"]}
             elif op["op"] == "current":
                 results["current"] = list(self.db)
+                results["version_table"] = {"name": "alembic_version", "schema": None,
+                                            "exists": self.table_exists}
             elif op["op"] == "steps":
                 assert op["target"] == "x"
                 results["steps"] = {"revisions": ["m"], "target_heads": ["x", "y"]}
