@@ -251,6 +251,15 @@ diagnosis:
   type: dict
   sample: {"reason": CrashLoopBackOff, "pod": web-6c9f7d8b5d-x2x4q, "container": web,
            "exit_code": 1, "restart_count": 3, "events": [], "logs": ["KeyError: 'DB_URL'"]}
+ready_pods:
+  description:
+    - The target revision's pods that were Ready, addressed and not being deleted when the
+      wait ended - C(name) and C(ip), as M(prodready.deploy.k8s_rollout_status) returns them. A
+      check that the rolled-back release serves can go to them at once.
+  returned: when O(wait) is true, not in check mode, and O(kind=Deployment)
+  type: list
+  elements: dict
+  sample: [{"name": web-5b8c6d7f9a-q7m2z, "ip": 10.244.0.12}]
 timeline:
   description: What the rollout watcher saw, with seconds since the wait began.
   returned: when O(wait) is true, not in check mode, and O(kind=Deployment)
@@ -402,7 +411,8 @@ def wait_for_deployment(api: Api, name: str, options: WatchOptions) -> dict[str,
     prefix = f"Rollout of Deployment {api.namespace}/{name} failed: "
     return {"status": outcome.status, "revision": outcome.revision,
             "reason": outcome.message.removeprefix(prefix) if outcome.failed else None,
-            "diagnosis": outcome.failure, "timeline": outcome.timeline}
+            "diagnosis": outcome.failure, "timeline": outcome.timeline,
+            "ready_pods": outcome.ready_pods}
 
 
 def wait_for_statefulset(api: Api, name: str, timeout: int) -> dict[str, Any]:
@@ -478,8 +488,9 @@ def run(module: Any, result: dict[str, Any]) -> None:
         outcome = (wait_for_deployment(api, name, options) if kind == "Deployment" else
                    wait_for_statefulset(api, name, params["timeout"]))
         result.update(status=outcome["status"], elapsed=round(time.monotonic() - started, 1))
-        if outcome.get("timeline") is not None:
-            result["timeline"] = outcome["timeline"]
+        for key in ("timeline", "ready_pods"):
+            if outcome.get(key) is not None:
+                result[key] = outcome[key]
         if outcome["status"] != "complete":
             result.update(reason=outcome.get("reason"), diagnosis=outcome.get("diagnosis"))
         revision = outcome.get("revision")

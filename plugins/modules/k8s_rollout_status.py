@@ -236,6 +236,15 @@ image_digests:
   elements: str
   sample:
     - reg.example/web@sha256:9f0c1d2e3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d
+ready_pods:
+  description:
+    - The new ReplicaSet's pods that were Ready, addressed and not being deleted when the watch
+      ended - C(name) and C(ip). A check of the release can go to them at once instead of
+      listing the pods again.
+  returned: when the Deployment could be read
+  type: list
+  elements: dict
+  sample: [{"name": web-6c9f7d8b5d-x2x4q, "ip": 10.244.0.17}]
 replicas:
   description: The Deployment's replicas when the watch ended.
   returned: when the Deployment could be read

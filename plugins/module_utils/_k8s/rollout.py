@@ -311,6 +311,19 @@ def pods_of(rs: dict[str, Any] | None, pods: list[dict[str, Any]]) -> list[dict[
     return _by_age([p for p in pods if _owned_by(p, rs) and not _meta(p).get("deletionTimestamp")])
 
 
+def ready_pods(pods: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Name and IP of the pods that are Ready, have an IP and are not being deleted - where a
+    check of the release can go straight away, without listing the pods again."""
+    ready = []
+    for pod in pods:
+        condition = _condition(pod, "Ready")
+        ip = _status(pod).get("podIP")
+        if (ip and condition and condition.get("status") == "True"
+                and not _meta(pod).get("deletionTimestamp")):
+            ready.append({"name": name_of(pod) or "", "ip": ip})
+    return ready
+
+
 def images(deployment: dict[str, Any]) -> list[str]:
     """The images of the pod template's containers (init containers first), without repeats."""
     pod_spec = _spec(_spec(deployment).get("template") or {})

@@ -41,6 +41,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout impo
     parse_time,
     pod_state,
     pods_of,
+    ready_pods,
     replica_counts,
     selector_string,
     summary,
@@ -339,6 +340,7 @@ class RolloutResult:
     polls: int = 0
     failure: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    ready_pods: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -359,6 +361,7 @@ class RolloutResult:
             "polls": self.polls,
             "failure": self.failure,
             "timeline": list(self.timeline),
+            "ready_pods": [dict(pod) for pod in self.ready_pods],
         }
 
 
@@ -680,6 +683,7 @@ class Watcher:
             image_digests=image_digests(deployment, pods_of(new_rs, observation.pods)),
             replicas=dict(verdict.replicas),
             polls=polls,
+            ready_pods=ready_pods(pods_of(new_rs, observation.pods)),
         )
         if verdict.failure is not None:
             result.failure, logs = self._diagnose(verdict.failure)

@@ -35,6 +35,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout impo
     parse_time,
     pod_state,
     pods_of,
+    ready_pods,
     selector_string,
     summary,
     telling_line,
@@ -312,6 +313,24 @@ def test_pods_of_other_replicasets_and_terminating_pods_are_ignored() -> None:
         status.update(ready=False, state={"waiting": {"reason": "CrashLoopBackOff"}})
     assert judge(snap).state == PROGRESSING
     assert pods_of(new, snap["pods"]) == []
+
+
+def test_ready_pods_are_ready_addressed_and_not_leaving() -> None:
+    def pod(name: str, ready: str, ip: str | None, leaving: bool = False) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name}
+        if leaving:
+            meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        status: dict[str, Any] = {"conditions": [{"type": "Ready", "status": ready}]}
+        if ip:
+            status["podIP"] = ip
+        return {"metadata": meta, "status": status}
+
+    pods = [pod("a", "True", "10.0.0.1"), pod("b", "False", "10.0.0.2"),
+            pod("c", "True", None), pod("d", "True", "10.0.0.4", leaving=True),
+            {"metadata": {"name": "e"}, "status": {"podIP": "10.0.0.5"}},
+            pod("f", "True", "10.0.0.6")]
+    assert ready_pods(pods) == [{"name": "a", "ip": "10.0.0.1"}, {"name": "f", "ip": "10.0.0.6"}]
+    assert ready_pods([]) == []
 
 
 def test_new_replicaset_by_revision_when_templates_differ() -> None:

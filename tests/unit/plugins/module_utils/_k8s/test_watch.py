@@ -161,6 +161,8 @@ def test_progressing_then_complete() -> None:
         "127.0.0.1:5000/refapp@sha256:"
         "d4a214bdbb8ac8926b36b64740ab830ebe89d52a7e34ead082464f75a783c907"]
     assert out["failure"] is None
+    # Where a check can go at once, without listing the pods again.
+    assert out["ready_pods"] == [{"name": "rs-fx-real-ok-5457dd66-rkhvc", "ip": "10.244.0.143"}]
     assert out["timeline"] == [
         {"t": 0.0, "event": "watching Deployment prodready/rs-fx-real-ok (generation 2,"
                             " 1 replicas desired)"},
