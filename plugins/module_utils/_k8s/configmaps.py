@@ -18,27 +18,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import (
-    ApiUnreachable,
+    HAS_KUBERNETES,
     KubeApiError,
-    connection_reason,
+    raw_request,
     start_client,
-    status_message,
 )
-
-try:
-    from kubernetes.client.exceptions import ApiException
-
-    HAS_KUBERNETES = True
-except ImportError:
-    HAS_KUBERNETES = False
-
-    class ApiException(Exception):  # type: ignore[no-redef]
-        """Stands in for the client's error class; never raised."""
-
-try:
-    from urllib3.exceptions import HTTPError as Urllib3Error
-except ImportError:
-    Urllib3Error = OSError
 
 NAME_LABEL = "app.kubernetes.io/name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -116,10 +100,9 @@ def connect(factory: Callable[[], Any], requests: list[str] | None = None,
 class ClientConfigMaps:
     """`ConfigMaps` over the kubernetes ApiClient; answers as raw JSON.
 
-    Plain requests through the ApiClient (its auth, TLS and proxy settings) rather than the
-    typed CoreV1Api: importing kubernetes.client.api loads every API and model class, about
-    a second per module run on this kind of machine, for the five ConfigMap calls needed
-    here. Clients older than the generator with ``param_serialize`` use CoreV1Api."""
+    Plain requests through the ApiClient (`watch.raw_request`) rather than the typed
+    CoreV1Api, which loads every API and model class for the five ConfigMap calls needed
+    here."""
 
     def __init__(self, api_client: Any, requests: list[str] | None = None,
                  request_timeout: tuple[float, float] = (10.0, 30.0)) -> None:
@@ -133,32 +116,8 @@ class ClientConfigMaps:
     def _call(self, what: str, method: str, path: str, query: list[tuple[str, str]] | None = None,
               body: dict[str, Any] | None = None) -> Any:
         self.requests.append(what)
-        client = self._client
-        try:
-            if hasattr(client, "param_serialize"):
-                method, url, headers, data, post = client.param_serialize(
-                    method=method, resource_path=path, query_params=query or [],
-                    header_params={"Accept": "application/json",
-                                   "Content-Type": "application/json"},
-                    body=body, auth_settings=["BearerToken"])
-                response = client.call_api(method, url, header_params=headers, body=data,
-                                           post_params=post, _request_timeout=self._timeout)
-                payload = response.read()
-                if not 200 <= response.status < 300:
-                    raise _api_exception(response.status, response.reason, payload)
-            else:  # the older generator: call_api(resource_path, method, ...)
-                response = client.call_api(
-                    path, method, query_params=query or [], body=body,
-                    header_params={"Accept": "application/json",
-                                   "Content-Type": "application/json"},
-                    auth_settings=["BearerToken"], _preload_content=False,
-                    _request_timeout=self._timeout, _return_http_data_only=True)
-                payload = response.data
-        except ApiException as exc:
-            raise KubeApiError(int(exc.status or 0), status_message(exc)) from None
-        except (Urllib3Error, OSError) as exc:
-            raise ApiUnreachable(self.host, connection_reason(exc)) from None
-        return json.loads(payload)
+        return json.loads(raw_request(self._client, method, path, query, body,
+                                      timeout=self._timeout).data)
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -199,10 +158,3 @@ class ClientConfigMaps:
                 return False
             raise
         return True
-
-
-def _api_exception(status: int, reason: str | None, payload: bytes) -> Exception:
-    """An ApiException carrying the server's Status body, as the typed API raises it."""
-    exc = ApiException(status=status, reason=reason or "")
-    exc.body = payload.decode("utf-8", "replace")
-    return exc

@@ -241,59 +241,101 @@ def ride_out(call: Callable[[], T], grace: float, clock: Clock | None = None,
             clock.sleep(OUTAGE_POLL_INTERVAL)
 
 
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    data: bytes
+    date: float | None  # the server's clock (its Date header), when it sent one
+
+
+def raw_request(api_client: Any, method: str, path: str,
+                query: list[tuple[str, str]] | None = None, body: Any = None,
+                timeout: tuple[float, float] = (10.0, 30.0),
+                content_type: str = "application/json") -> RawResponse:
+    """One request through the kubernetes ApiClient (its auth, TLS and proxy settings),
+    without the typed APIs: importing kubernetes.client.api loads every API and model class,
+    about half a second per module run here, for the handful of calls a module makes. A
+    status outside 2xx raises KubeApiError with the server's message; no answer raises
+    ApiUnreachable. Clients older than the generator with ``param_serialize`` use their
+    ``call_api(resource_path, method, ...)``."""
+    host = str(api_client.configuration.host)
+    headers = {"Accept": "application/json, */*", "Content-Type": content_type}
+    try:
+        if hasattr(api_client, "param_serialize"):
+            method, url, headers, data, post = api_client.param_serialize(
+                method=method, resource_path=path, query_params=query or [],
+                header_params=headers, body=body, auth_settings=["BearerToken"])
+            response = api_client.call_api(method, url, header_params=headers, body=data,
+                                           post_params=post, _request_timeout=timeout)
+            payload = response.read()
+            status, reason = response.status, response.reason
+            date_header = response.getheader("Date")
+        else:  # the older generator: call_api(resource_path, method, ...)
+            response = api_client.call_api(
+                path, method, query_params=query or [], body=body, header_params=headers,
+                auth_settings=["BearerToken"], _preload_content=False,
+                _request_timeout=timeout, _return_http_data_only=True)
+            payload, status, reason = response.data, response.status, response.reason
+            date_header = response.headers.get("Date")
+    except ApiException as exc:
+        raise KubeApiError(int(exc.status or 0), status_message(exc)) from None
+    except (Urllib3Error, OSError) as exc:
+        raise ApiUnreachable(host, connection_reason(exc)) from None
+    if not 200 <= int(status) < 300:
+        exc = ApiException(status=status, reason=reason or "")
+        exc.body = payload.decode("utf-8", "replace")
+        raise KubeApiError(int(status), status_message(exc))
+    date = None
+    if date_header:
+        try:
+            date = email.utils.parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError):
+            date = None
+    return RawResponse(int(status), payload, date)
+
+
 class ClientApi:
-    """`KubeApi` over the kubernetes client (CoreV1Api, AppsV1Api); answers as raw JSON."""
+    """`KubeApi` over the kubernetes ApiClient in plain requests (`raw_request`); answers as
+    raw JSON."""
 
     def __init__(self, api_client: Any, request_timeout: tuple[float, float] = (10.0, 30.0),
                  ) -> None:
         if not HAS_KUBERNETES:
             raise RolloutError("the kubernetes Python library is required")
-        from kubernetes.client import AppsV1Api, CoreV1Api  # pylint: disable=import-outside-toplevel
-
         self.host = str(api_client.configuration.host)
-        self._apps = AppsV1Api(api_client)
-        self._core = CoreV1Api(api_client)
+        self._client = api_client
         self._timeout = request_timeout
         self._date: float | None = None
 
-    def _get(self, func: Any, *args: Any, **kwargs: Any) -> bytes:
-        try:
-            response = func(*args, _preload_content=False, _request_timeout=self._timeout,
-                            **kwargs)
-            data = response.data
-        except ApiException as exc:
-            raise KubeApiError(int(exc.status or 0), status_message(exc)) from None
-        except (Urllib3Error, OSError) as exc:
-            raise ApiUnreachable(self.host, connection_reason(exc)) from None
-        date = email.utils.parsedate_to_datetime(response.headers.get("Date") or "") \
-            if response.headers.get("Date") else None
-        self._date = date.timestamp() if date else None
-        return data
+    def _get(self, path: str, **query: Any) -> bytes:
+        params = [(key, str(value).lower() if isinstance(value, bool) else str(value))
+                  for key, value in query.items() if value is not None]
+        response = raw_request(self._client, "GET", path, params, timeout=self._timeout)
+        self._date = response.date
+        return response.data
 
-    def _json(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-        return json.loads(self._get(func, *args, **kwargs))
+    def _items(self, path: str, **query: Any) -> list[dict[str, Any]]:
+        return json.loads(self._get(path, **query)).get("items") or []
 
     def read_deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._json(self._apps.read_namespaced_deployment, name, namespace)
+        return json.loads(self._get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"))
 
     def list_replicasets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return self._json(self._apps.list_namespaced_replica_set, namespace,
-                          label_selector=selector).get("items") or []
+        return self._items(f"/apis/apps/v1/namespaces/{namespace}/replicasets",
+                           labelSelector=selector)
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return self._json(self._core.list_namespaced_pod, namespace,
-                          label_selector=selector).get("items") or []
+        return self._items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)
 
     def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
-        return self._json(self._core.list_namespaced_event, namespace,
-                          field_selector=selector).get("items") or []
+        return self._items(f"/api/v1/namespaces/{namespace}/events", fieldSelector=selector)
 
     def read_log(self, namespace: str, pod: str, container: str, previous: bool,
                  tail_lines: int) -> str:
-        data = self._get(self._core.read_namespaced_pod_log, pod, namespace,
-                         container=container, previous=previous, tail_lines=tail_lines)
-        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        data = self._get(f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                         container=container, previous=previous, tailLines=tail_lines)
+        return data.decode("utf-8", "replace")
 
     def server_time(self) -> float | None:
         return self._date

@@ -677,7 +677,10 @@ def test_start_client_reports_an_error_status() -> None:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    paths: list[str] = []
+
     def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        _Handler.paths.append(self.path)
         if self.path.startswith("/apis/apps/v1/namespaces/kube-system/"):
             status, body = 403, {"kind": "Status", "code": 403, "reason": "Forbidden",
                                  "message": 'deployments.apps "web" is forbidden'}
@@ -722,6 +725,14 @@ def test_client_api_reads_json_and_the_server_clock(local_api: str) -> None:
         "kind": "Deployment", "metadata": {"name": "web"}}
     assert api.server_time() is not None
     assert api.read_log("prodready", "web-1", "app", True, 5) == "line 1\nline 2\n"
+    # Plain requests, as the typed API would send them.
+    assert _Handler.paths[-2:] == [
+        "/apis/apps/v1/namespaces/prodready/deployments/web",
+        "/api/v1/namespaces/prodready/pods/web-1/log?container=app&previous=true&tailLines=5"]
+    with pytest.raises(KubeApiError):
+        api.list_events("prodready", "Pod", "web-1")
+    assert _Handler.paths[-1] == ("/api/v1/namespaces/prodready/events?fieldSelector="
+                                  "involvedObject.kind%3DPod%2CinvolvedObject.name%3Dweb-1")
 
 
 def test_client_api_error_statuses(local_api: str) -> None:
