@@ -270,6 +270,9 @@ def test_rollback_from_a_crashing_release_to_the_previous_one(lab_env: dict[str,
     now = running(lab_env, "deploy", name)
     assert (now["release_id"], now["revision"]) == ("r2", "4")
     assert now["status"]["availableReplicas"] == now["status"]["replicas"] == 2
+    # The pods of r2 that were ready when the wait ended, where a check can go at once.
+    assert len(result["ready_pods"]) == 2, result["ready_pods"]
+    assert all(pod["name"].startswith(name) and pod["ip"] for pod in result["ready_pods"])
     print(f"\nrollback from a crash-looping release: {result['elapsed']} s")
 
 
