@@ -79,6 +79,17 @@ options:
     description: Seconds each request may take (connect and answer).
     type: float
     default: 10
+  rate_limited_wait:
+    description:
+      - Seconds the version, metrics and security-header checks wait in all for the
+        application's rate limiter - a 429 whose C(Retry-After) fits in what is left is waited
+        out and the request sent again - before they judge the answer. The limiter may still
+        count this host's earlier requests (a load stage, a burst), which says nothing about
+        the release. V(0) judges the first answer.
+      - The health check retries on its own within O(health.budget); the rate-limit check
+        wants its 429.
+    type: float
+    default: 30
   workers:
     description: Checks that run at the same time.
     type: int
@@ -445,6 +456,7 @@ def argument_spec() -> dict[str, Any]:
         "ca_path": {"type": "path"},
         "validate_certs": {"type": "bool", "default": True},
         "timeout": {"type": "float", "default": 10},
+        "rate_limited_wait": {"type": "float", "default": 30},
         "workers": {"type": "int", "default": 8},
         "health": sub({
             "path": {"type": "str", "default": "/health"},
@@ -515,7 +527,8 @@ def main() -> None:
     started = time.monotonic()
     try:
         client = Client(params["base_url"], params["headers"], params["ca_path"],
-                        params["validate_certs"], params["timeout"])
+                        params["validate_certs"], params["timeout"],
+                        rate_limited_wait=params["rate_limited_wait"])
         results = run_checks(client, params)
     except HttpInputError as exc:
         module.fail_json(msg=f"Cannot check {where}: {exc}", changed=False)

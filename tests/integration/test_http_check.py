@@ -9,9 +9,11 @@ import contextlib
 import gzip
 import http.server
 import json
+import re
 import ssl
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
@@ -275,6 +277,45 @@ def test_rate_limiting_answers_429_with_retry_after(lab_env: dict[str, str],
     assert rc != 0
     assert by_id(result)["rate_limit"]["message"].startswith(
         f"no 429 after 12 GET {faulty['slow']}/version in ")
+
+
+def _exhaust(base: str) -> None:
+    """Send requests to /version until one gets 429: over the limit for this window."""
+    for _ in range(30):
+        try:
+            with urllib.request.urlopen(f"{base}/version", timeout=5):
+                pass
+        except urllib.error.HTTPError as exc:
+            if exc.code == 429:
+                return
+            raise
+    pytest.fail(f"{base} never answered 429")
+
+
+def test_version_check_waits_out_the_rate_limiter(lab_env: dict[str, str],
+                                                  refapp: dict[str, str],
+                                                  faulty: dict[str, str]) -> None:
+    """A load stage or a burst leaves this host over the app's limit: the version check
+    waits for the window (Retry-After) instead of failing a release that serves."""
+    base = faulty["limited"]
+    with urllib.request.urlopen(f"{refapp['base']}/version", timeout=5) as resp:
+        version = json.load(resp)["version"]  # the same image, not rate-limited here
+    args = {"base_url": base, "skip": ["health", "metrics", "security_headers"],
+            "version": {"expected_version": version}}
+    for _attempt in range(2):  # the window may end between the burst and the check
+        _exhaust(base)
+        rc, judged, _proc = run_module(lab_env, "http_check", {**args, "rate_limited_wait": 0})
+        if rc != 0:
+            break
+    assert rc != 0
+    assert re.fullmatch(rf"GET {base}/version answered HTTP 429 \(rate-limited, Retry-After"
+                        r" \d+\) beyond rate_limited_wait of 0 s",
+                        by_id(judged)["version"]["message"])
+    started = time.monotonic()
+    rc, result, _proc = run_module(lab_env, "http_check", {**args, "rate_limited_wait": 65})
+    assert rc == 0, result.get("msg")
+    assert by_id(result)["version"]["status"] == "pass"
+    print(f"\nwaited {time.monotonic() - started:.1f} s for the rate limiter's window")
 
 
 def test_slow_responses_break_the_latency_budget_of_the_named_step(

@@ -144,10 +144,16 @@ def _digest(value: str | None) -> str | None:
 def check_version(client: Client, spec: Mapping[str, Any]) -> CheckResult:
     url = redact(client.url(spec["path"]))
     try:
-        resp = client.request("GET", spec["path"])
+        resp = client.patient_request("GET", spec["path"])
     except HttpRequestError as exc:
         return _fail_request("version", exc, "check that the release serves its version path")
     data: dict[str, Any] = {"url": url, "status": resp.status}
+    if resp.status == 429:
+        return CheckResult("version", "fail", f"GET {url} answered HTTP 429 (rate-limited,"
+                           f" Retry-After {resp.header('Retry-After')}) beyond"
+                           f" rate_limited_wait of {client.rate_limited_wait:g} s",
+                           "exempt the checking host from the application's rate limit, or"
+                           " raise rate_limited_wait", data)
     if resp.status != 200:
         return CheckResult("version", "fail", f"GET {url} answered HTTP {resp.status}",
                            "serve the deployed version and image digest there", data)
@@ -206,7 +212,7 @@ def check_metrics(client: Client, spec: Mapping[str, Any]) -> CheckResult:
                            "pip install prometheus-client there (or skip: [metrics])",
                            {"url": url})
     try:
-        resp = client.request("GET", spec["path"], headers={"Accept": "text/plain"})
+        resp = client.patient_request("GET", spec["path"], headers={"Accept": "text/plain"})
     except HttpRequestError as exc:
         return _fail_request("metrics", exc, "check that the release serves its metrics path")
     data: dict[str, Any] = {"url": url, "status": resp.status,
@@ -242,7 +248,7 @@ def check_metrics(client: Client, spec: Mapping[str, Any]) -> CheckResult:
 def check_security_headers(client: Client, spec: Mapping[str, Any]) -> CheckResult:
     url = redact(client.url(spec["path"]))
     try:
-        resp = client.request("GET", spec["path"])
+        resp = client.patient_request("GET", spec["path"])
     except HttpRequestError as exc:
         return _fail_request("security_headers", exc, "check that the release answers")
     verdict = sechead.evaluate(resp.header_map(), spec["hsts_min_seconds"])

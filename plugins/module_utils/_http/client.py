@@ -13,11 +13,12 @@ returned or put into a message.
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import json
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.error import HTTPError, URLError
@@ -116,6 +117,8 @@ class Client:
     ca_path: str | None = None
     validate_certs: bool = True
     timeout: float = 10.0
+    # How long `patient_request` waits out 429 answers in all, as their Retry-After asks.
+    rate_limited_wait: float = 0.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url or "")
@@ -124,6 +127,8 @@ class Client:
                                  " http(s) URL")
         if self.timeout <= 0:
             raise HttpInputError("option timeout must be more than 0 seconds")
+        if self.rate_limited_wait < 0:
+            raise HttpInputError("option rate_limited_wait must be 0 or more seconds")
         self.headers = {str(k): str(v) for k, v in (self.headers or {}).items()}
 
     def url(self, path: str) -> str:
@@ -168,3 +173,35 @@ class Client:
         decoded, ok = decode_body(raw, encoding)
         return Response(method.upper(), url, status, header_list, raw, decoded,
                         round(elapsed, 2), ok)
+
+    def patient_request(self, method: str, path: str,
+                        sleep: Callable[[float], None] | None = None,
+                        **kwargs: Any) -> Response:
+        """`request`, sent again after a 429 whose Retry-After fits in what is left of
+        `rate_limited_wait`: the application's rate limiter may still count this host's
+        earlier traffic (a load stage, an earlier check), which says nothing about the
+        release. Anything else, or a 429 that asks for longer, is returned as it came."""
+        left = self.rate_limited_wait
+        while True:
+            resp = self.request(method, path, **kwargs)
+            delay = retry_after_seconds(resp.header("Retry-After")) \
+                if resp.status == 429 else None
+            if delay is None or delay > left:
+                return resp
+            (sleep or time.sleep)(delay)
+            left -= delay
+
+
+def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time
+                        ) -> float | None:
+    """Seconds a Retry-After asks for (delta-seconds or an HTTP date); None when absent or
+    invalid."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - now())

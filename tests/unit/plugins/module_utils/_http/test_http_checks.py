@@ -13,6 +13,7 @@ import pytest
 from http_fakes import FakeClient, response, unreachable
 
 from ansible_collections.prodready.deploy.plugins.module_utils._http import checks
+from ansible_collections.prodready.deploy.plugins.module_utils._http import client as client_module
 from ansible_collections.prodready.deploy.plugins.module_utils._http.client import (
     HttpInputError,
     Response,
@@ -79,6 +80,46 @@ def test_version(body: dict[str, Any], status: str, message: str) -> None:
     result = checks.check_version(FakeClient(lambda *_a: response(200, body)), VERSION)
     assert result.status == status
     assert result.message.startswith(message)
+
+
+def _limited_then(answers: list[Any]) -> FakeClient:
+    """Answers from the list in turn (the last one for good)."""
+    queue = list(answers)
+    return FakeClient(lambda *_a: queue.pop(0) if len(queue) > 1 else queue[0])
+
+
+def test_version_waits_out_a_rate_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load stage left this host over the app's limit: waited out, then judged."""
+    slept: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", slept.append)
+    client = _limited_then([response(429, {"error": "slow down"}, {"Retry-After": "2"}),
+                            response(429, {}, {"Retry-After": "3"}),
+                            response(200, {"version": "1.2.0",
+                                           "image_digest": "sha256:" + "a" * 64})])
+    client.rate_limited_wait = 30
+    result = checks.check_version(client, VERSION)
+    assert result.status == "pass", result.message
+    assert slept == [2.0, 3.0] and len(client.sent) == 3
+
+
+def test_version_judges_a_429_that_asks_for_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", slept.append)
+    client = _limited_then([response(429, {}, {"Retry-After": "20"}),
+                            response(429, {}, {"Retry-After": "20"})])
+    client.rate_limited_wait = 30
+    result = checks.check_version(client, VERSION)
+    assert (result.status, result.message) == (
+        "fail", "GET http://app.test/version answered HTTP 429 (rate-limited, Retry-After 20)"
+                " beyond rate_limited_wait of 30 s")
+    assert "exempt the checking host" in result.remediation
+    assert slept == [20.0] and len(client.sent) == 2
+    # 0 judges the first answer; a 429 without a usable Retry-After is not waited for.
+    for wait, retry_after in ((0, "1"), (30, "soon")):
+        client = _limited_then([response(429, {}, {"Retry-After": retry_after})])
+        client.rate_limited_wait = wait
+        assert checks.check_version(client, VERSION).status == "fail"
+        assert len(client.sent) == 1
 
 
 def test_version_error_status() -> None:

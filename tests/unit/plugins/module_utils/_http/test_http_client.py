@@ -14,6 +14,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._http.client impo
     HttpInputError,
     decode_body,
     redact,
+    retry_after_seconds,
 )
 
 
@@ -62,3 +63,18 @@ def test_header_lookup_joins_repeats() -> None:
     assert resp.header("VARY") == "Origin, Accept-Encoding"
     assert resp.header("Server") is None
     assert resp.header_map()["vary"] == "Origin, Accept-Encoding"
+
+
+def test_retry_after_seconds() -> None:
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(" 0 ") == 0.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=lambda: 1445412480.0) == 10.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: 1445412490.0) == 0.0
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("-5") is None
+
+
+def test_rate_limited_wait_must_not_be_negative() -> None:
+    with pytest.raises(HttpInputError, match="rate_limited_wait must be 0 or more"):
+        Client("http://app.test", rate_limited_wait=-1)
