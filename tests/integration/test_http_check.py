@@ -281,7 +281,7 @@ def test_rate_limiting_answers_429_with_retry_after(lab_env: dict[str, str],
 
 def _exhaust(base: str) -> None:
     """Send requests to /version until one gets 429: over the limit for this window."""
-    for _ in range(30):
+    for _request in range(30):
         try:
             with urllib.request.urlopen(f"{base}/version", timeout=5):
                 pass
