@@ -23,6 +23,12 @@ description:
     Run it before the push, and nothing is pushed.
   - After the push, the same call returns RV(digest_ref), the reference pinned by registry
     digest that a rollout uses (the role C(prodready.deploy.image) does both).
+  - With O(push=true) it pushes itself - the tags of RV(push) only, from the local Docker
+    engine (O(docker_host)), after the immutability check - and reads them back, failing
+    unless the registry then serves O(image_id) under every tag. The credentials go to the
+    engine in the push request's C(X-Registry-Auth) header, so no login is stored in a
+    Docker client configuration. One task instead of tag, compare, login, push per tag and
+    read back.
   - Authentication answers the registry's challenge - C(Basic) (htpasswd) or C(Bearer) (a
     token from the challenge's realm for the repository's C(pull) scope, e.g. Docker Hub,
     GitLab, Harbor). The chain of the registry's certificate is always verified, against
@@ -98,25 +104,51 @@ options:
     description: Read the primary tag's image config for RV(labels) (one more request).
     type: bool
     default: true
+  push:
+    description:
+      - Push the tags of RV(push) from the local Docker engine, then read every tag back
+        (see the description). Needs O(image_id), and O(username) unless the registry takes
+        anonymous pushes.
+      - In check mode nothing is pushed; RV(ignore:changed) says whether a push would be.
+    type: bool
+    default: false
+  docker_host:
+    description:
+      - The Docker engine that holds O(image_id) and pushes, V(unix:///path) or
+        V(tcp://host:port) (with TLS when C(DOCKER_TLS_VERIFY) is set, from
+        C(DOCKER_CERT_PATH), as the docker CLI does). Default C(DOCKER_HOST), else
+        V(unix:///var/run/docker.sock).
+      - Only with O(push=true).
+    type: str
+  push_timeout:
+    description: Seconds a push may go without an answer from the engine.
+    type: int
+    default: 600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    details: The module only reads; it runs unchanged in check mode.
+    details: Reads as always; with O(push=true) it pushes nothing and reports whether it would.
   diff_mode:
     support: none
   idempotent:
     description: Whether a second run with the same options changes nothing.
     support: full
-    details: It never changes anything; RV(ignore:changed) is always V(false).
+    details:
+      - Without O(push) it never changes anything. With O(push=true) it pushes only the tags
+        that lack O(image_id), so a second run pushes nothing and reports no change.
   platform:
     platforms: all
 notes:
-  - Reading needs the C(pull) permission on the repository.
+  - Reading needs the C(pull) permission on the repository; O(push=true) also C(push).
   - The module reads the registry from the host it runs on; run it where the push runs.
-  - The role C(prodready.deploy.image) builds, tags and pushes an image with community.docker
-    and this module.
+  - The role C(prodready.deploy.image) builds an image with community.docker and checks,
+    pushes and reads it back with this module (O(push=true)).
+  - O(push=true) talks to the Docker engine's API itself (tag, push) rather than through
+    community.docker, so that the comparison, the push of only the missing tags and the read
+    back are one task, and the credentials reach the engine in the push request instead of a
+    login stored in a Docker client configuration.
 seealso:
   - module: community.docker.docker_image_push
   - name: OCI distribution specification
@@ -148,6 +180,18 @@ EXAMPLES = r"""
     repository: registry.example:5000/shop/web
     tags: ["1.4.0"]
     image_id: "{{ build.image.Id }}"
+    username: deploy
+    password: "{{ vault_registry_password }}"
+    ca_cert: /etc/pki/registry-ca.pem
+  register: pushed
+
+- name: Or in one task - check, push what is missing from the local engine, read back
+  prodready.deploy.registry_image:
+    repository: registry.example:5000/shop/web
+    tags: ["1.4.0", "3f9c2ab1d0e4"]
+    immutable_tags: ["1.4.0"]
+    image_id: "{{ build.image.Id }}"
+    push: true
     username: deploy
     password: "{{ vault_registry_password }}"
     ca_cert: /etc/pki/registry-ca.pem
@@ -227,8 +271,16 @@ labels:
   type: dict
   sample: {"org.opencontainers.image.version": "1.4.0",
            "org.opencontainers.image.revision": "3f9c2ab1d0e4..."}
+pushed:
+  description: Tags pushed from the local engine (O(push=true); none in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: ["1.4.0", "3f9c2ab1d0e4"]
 requests:
-  description: The API requests made, with their status; never a header, so never a credential.
+  description:
+    - The API requests made, with their status; never a header, so never a credential. The
+      Docker engine's requests of O(push=true) start with C(ENGINE).
   returned: always
   type: list
   elements: str
@@ -244,7 +296,13 @@ from ansible_collections.prodready.deploy.plugins.module_utils._registry.client 
     RegistryError,
     open_url_transport,
 )
+from ansible_collections.prodready.deploy.plugins.module_utils._registry.engine import (
+    Engine,
+    EngineError,
+    registry_auth,
+)
 from ansible_collections.prodready.deploy.plugins.module_utils._registry.reference import (
+    DOCKER_HUB,
     InvalidReferenceError,
     check_digest,
     check_tag,
@@ -253,6 +311,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._registry.referen
 from ansible_collections.prodready.deploy.plugins.module_utils._registry.tags import (
     ImmutableTagError,
     plan_push,
+    push_tags,
     read_tag,
 )
 
@@ -267,6 +326,11 @@ def run(module: AnsibleModule, result: dict[str, Any]) -> None:
     strays = [tag for tag in params["immutable_tags"] if tag not in tags]
     if strays:
         raise InvalidReferenceError(f"immutable_tags {strays} are not among tags {tags}")
+    engine = None
+    if params["push"]:
+        if not image_id:
+            raise InvalidReferenceError("push needs image_id, the local image to push")
+        engine = Engine(params["docker_host"], timeout=params["push_timeout"])
     client = RegistryClient(
         repository=repository,
         transport=open_url_transport(ca_cert=params["ca_cert"],
@@ -285,6 +349,19 @@ def run(module: AnsibleModule, result: dict[str, Any]) -> None:
     if image_id:
         plan = plan_push(repository, states, image_id, params["immutable_tags"])
         result.update(push=plan.push, unchanged=plan.unchanged, moved=plan.moved)
+    result["pushed"] = []
+    if engine is not None and image_id:
+        result["changed"] = bool(result["push"])
+        if result["push"] and not module.check_mode:
+            auth = registry_auth(params["username"], params["password"],
+                                 "https://index.docker.io/v1/" if repository.host == DOCKER_HUB
+                                 else repository.host)
+            states = push_tags(client, engine, repository, tags, image_id, result["push"],
+                               auth, params["platform"], params["labels"], result["pushed"])
+            result["tags"] = {state.tag: state.summary(image_id) for state in states}
+            result["unchanged"] = [tag for tag in tags if tag not in result["push"]]
+            primary = states[0]
+            result.update(image_id=primary.image_id, labels=primary.labels)
     pinned = primary.exists and (image_id is None or primary.image_id == image_id)
     result["digest"] = primary.digest if pinned else None
     result["digest_ref"] = repository.pinned(primary.digest) if pinned else None
@@ -305,6 +382,9 @@ def main() -> None:
             "validate_certs": {"type": "bool", "default": True},
             "timeout": {"type": "int", "default": 30},
             "labels": {"type": "bool", "default": True},
+            "push": {"type": "bool", "default": False},
+            "docker_host": {"type": "str"},
+            "push_timeout": {"type": "int", "default": 600},
         },
         required_by={"password": "username"},
         supports_check_mode=True,
@@ -320,6 +400,8 @@ def main() -> None:
         module.fail_json(msg=f"Refusing to push {what}: {exc}", **result)
     except RegistryError as exc:
         module.fail_json(msg=f"Failed to read {what} from the registry ({exc})", **result)
+    except EngineError as exc:
+        module.fail_json(msg=f"Failed to push {what} ({exc})", **result)
     module.exit_json(**result)
 
 

@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 CANARY = "canary-registry-pw-7e2b91c4"
 
 
+PUSH_TASK = "Push the tags the registry lacks and read back the digest it serves"
+
+
 def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str,
          callback: str = "ansible.builtin.json") -> subprocess.CompletedProcess[str]:
     playbook = tmp_path / "image.yml"
@@ -38,7 +41,7 @@ def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str,
     }]))
     env = {**os.environ, **lab_env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": callback,
-           # The role's own Docker configuration: the shared lab login stays untouched.
+           # Where a login would land: the role must not write one.
            "DOCKER_CONFIG": str(tmp_path / "docker-config")}
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
                            str(REPO / "tests/integration/inventory.yml"), str(playbook), *flags],
@@ -131,9 +134,8 @@ def test_builds_pushes_pins_by_digest_and_changes_nothing_the_second_time(
     assert labels["org.opencontainers.image.source"] == repository  # no git remote
     assert labels["test.revision"] == sha  # the build arg reached the Dockerfile
     assert result["labels"] == labels
-    # The login went to the role's own Docker configuration.
-    assert lab_env["LAB_REGISTRY"] in json.loads(
-        (tmp_path / "docker-config" / "config.json").read_text())["auths"]
+    # The credentials went to the engine with the push, never to a Docker configuration.
+    assert not (tmp_path / "docker-config").exists()
 
 
 def test_check_mode_then_apply_reports_a_build_and_a_push(
@@ -143,7 +145,7 @@ def test_check_mode_then_apply_reports_a_build_and_a_push(
                           image_revision="a" * 40, image_created="2026-01-02T03:04:05Z")
     applied = outcome(play(lab_env, tmp_path, role_vars))
     assert applied["failures"] == 0, applied
-    assert {"Build the image", "Push the tags the registry lacks"} <= set(
+    assert {"Build the image", PUSH_TASK} <= set(
         applied["changed_tasks"])
     assert applied["image_result"]["pushed"] == ["2.0.0", "a" * 12]
     assert applied["image_result"]["created"] == "2026-01-02T03:04:05Z"
@@ -179,7 +181,7 @@ def test_a_release_tag_never_moves_to_other_content(
     # Nothing was pushed: the release tag still has the old digest, the new sha tag is absent.
     assert registry.manifest(repository, "1.0.0")[1] == old_digest
     assert sha[:12] not in registry.tags(repository)
-    assert "Push the tags the registry lacks" not in failed["changed_tasks"]
+    assert PUSH_TASK not in failed["changed_tasks"]
 
 
 def test_wrong_password_fails_before_the_build_and_never_shows_it(

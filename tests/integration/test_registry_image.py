@@ -199,3 +199,52 @@ def test_an_index_is_compared_through_its_platform_image(lab_env, pushed) -> Non
         **creds(lab_env)})
     assert rc == 0, result
     assert result["image_id"] == pushed["one"]
+
+
+def test_push_sends_the_missing_tags_and_reads_them_back(lab_env, pushed) -> None:
+    repo = unique_repository(lab_env, "module-push")
+    args = {"repository": repo, "tags": ["2.0.0", "f00dfeed1234"], "image_id": pushed["two"],
+            "immutable_tags": ["2.0.0"], "push": True, **creds(lab_env)}
+    registry = Registry(lab_env)
+    rc, check, _proc = run_module(lab_env, "registry_image", args, "--check")
+    assert rc == 0, check
+    assert (check["changed"], check["push"], check["pushed"]) == (
+        True, ["2.0.0", "f00dfeed1234"], [])
+    assert registry.tags(repo) == []
+
+    rc, result, proc = run_verbose(lab_env, args)
+    assert rc == 0, result
+    assert lab_env["LAB_REGISTRY_PASSWORD"] not in proc.stdout + proc.stderr
+    assert (result["changed"], result["pushed"]) == (True, ["2.0.0", "f00dfeed1234"])
+    status, served, manifest = registry.manifest(repo, "2.0.0")
+    assert status == 200 and manifest["config"]["digest"] == pushed["two"]
+    assert registry.manifest(repo, "f00dfeed1234")[1] == served
+    assert result["digest_ref"] == f"{repo}@{served}"
+    assert all(tag["matches"] for tag in result["tags"].values())
+    assert sum(r.startswith("ENGINE POST") for r in result["requests"]) == 4
+
+    rc, again, _proc = run_module(lab_env, "registry_image", args)
+    remove_local(lab_env, repo)  # the tags the engine was given for the push
+    assert rc == 0, again
+    assert (again["changed"], again["pushed"], again["digest_ref"]) == (
+        False, [], result["digest_ref"])
+
+
+def test_push_failures_are_named(lab_env, pushed) -> None:
+    repo = unique_repository(lab_env, "module-push-fail")
+    base = {"repository": repo, "tags": ["1.0.0"], "push": True, **creds(lab_env)}
+    rc, result, _proc = run_module(lab_env, "registry_image",
+                                   {**base, "image_id": "sha256:" + "0" * 64})
+    assert rc != 0
+    assert result["msg"].startswith(
+        f"Failed to push {repo}:1.0.0 (the Docker engine could not tag sha256:{'0' * 64} as"
+        f" {repo}:1.0.0: 404 ")
+    rc, result, _proc = run_module(lab_env, "registry_image",
+                                   {**base, "image_id": pushed["one"],
+                                    "docker_host": "unix:///nonexistent/docker.sock"})
+    assert rc != 0
+    assert result["msg"] == (f"Failed to push {repo}:1.0.0 (cannot reach the Docker engine at"
+                             " unix:///nonexistent/docker.sock: No such file or directory)")
+    rc, result, _proc = run_module(lab_env, "registry_image", {**base, "image_id": None})
+    assert rc != 0 and "push needs image_id" in result["msg"]
+    assert Registry(lab_env).tags(repo) == []

@@ -17,8 +17,10 @@ from typing import Any
 
 from ansible_collections.prodready.deploy.plugins.module_utils._registry.client import (
     RegistryClient,
+    RegistryError,
     RegistryProtocolError,
 )
+from ansible_collections.prodready.deploy.plugins.module_utils._registry.engine import Engine
 from ansible_collections.prodready.deploy.plugins.module_utils._registry.reference import (
     Repository,
 )
@@ -134,3 +136,25 @@ def plan_push(repository: Repository, states: list[TagState], image_id: str,
     return PushPlan(push=push,
                     unchanged=[s.tag for s in states if s.tag not in push],
                     moved=[s.tag for s in states if s.exists and s.tag in push])
+
+
+def push_tags(client: RegistryClient, engine: Engine, repository: Repository, tags: list[str],
+              image_id: str, push: list[str], auth: str, platform: str | None,
+              labels: bool, pushed: list[str]) -> list[TagState]:
+    """Name `image_id` and push it from the engine under each tag of `push` (appended to
+    `pushed` as they go), then read every tag of `tags` again: RegistryError unless each
+    holds `image_id` now."""
+    for tag in push:
+        client.requests.append(f"ENGINE POST /images/{image_id}/tag repo={repository.name}"
+                               f" tag={tag}")
+        engine.tag(image_id, repository.name, tag)
+        client.requests.append(f"ENGINE POST /images/{repository.name}/push tag={tag}")
+        engine.push(repository.name, tag, auth)
+        pushed.append(tag)
+    states = [read_tag(client, tag, platform, labels=labels and i == 0)
+              for i, tag in enumerate(tags)]
+    missing = [state.tag for state in states if state.image_id != image_id]
+    if missing:
+        raise RegistryError(f"after the push the registry still lacks image {image_id} under"
+                            f" {', '.join(missing)} - did something else push meanwhile?")
+    return states

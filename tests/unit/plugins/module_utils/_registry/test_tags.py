@@ -12,6 +12,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._registry.client 
     DOCKER_MANIFEST,
     OCI_INDEX,
     RegistryClient,
+    RegistryError,
     RegistryProtocolError,
     Response,
 )
@@ -23,6 +24,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._registry.tags im
     TagState,
     choose_platform,
     plan_push,
+    push_tags,
     read_tag,
 )
 
@@ -128,3 +130,58 @@ def test_every_violation_is_named_with_both_digests() -> None:
     assert text.endswith(f"but this build is image {A}; nothing was pushed - release the "
                          f"change under a new version")
     assert "latest" not in text
+
+
+class FakeEngine:
+    """Pushes into the scripted registry's routes, as a real push would."""
+
+    def __init__(self, routes: dict[str, Response], image_manifest: bytes,
+                 lose: str | None = None) -> None:
+        self.routes, self.manifest, self.lose = routes, image_manifest, lose
+        self.calls: list[tuple[str, ...]] = []
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.calls.append(("tag", image, repository, tag))
+
+    def push(self, repository: str, tag: str, auth: str) -> str:
+        self.calls.append(("push", repository, tag, auth))
+        if tag != self.lose:
+            self.routes[f"https://r.example/v2/shop/web/manifests/{tag}"] = Response(
+                200, {}, self.manifest)
+        return sha(self.manifest)
+
+
+def _registry_with_one_tag() -> tuple[dict[str, Response], bytes, str]:
+    config = json.dumps({"config": {"Labels": {}}}).encode()
+    manifest = json.dumps({"mediaType": DOCKER_MANIFEST,
+                           "config": {"digest": sha(config)}}).encode()
+    base = "https://r.example/v2/shop/web"
+    routes = {f"{base}/manifests/1.0": Response(200, {}, manifest),
+              f"{base}/manifests/abc123": Response(404, {}, b""),
+              f"{base}/blobs/{sha(config)}": Response(200, {}, config)}
+    return routes, manifest, sha(config)
+
+
+def test_push_tags_pushes_the_missing_ones_and_reads_every_tag_back() -> None:
+    routes, manifest, image = _registry_with_one_tag()
+    client = scripted(routes)
+    engine = FakeEngine(routes, manifest)
+    pushed: list[str] = []
+    states = push_tags(client, engine, REPO, ["1.0", "abc123"], image, ["abc123"], "AUTH",
+                       None, True, pushed)
+    assert pushed == ["abc123"]
+    assert engine.calls == [("tag", image, "r.example/shop/web", "abc123"),
+                            ("push", "r.example/shop/web", "abc123", "AUTH")]
+    assert [(s.tag, s.image_id) for s in states] == [("1.0", image), ("abc123", image)]
+    assert client.requests[:2] == [
+        f"ENGINE POST /images/{image}/tag repo=r.example/shop/web tag=abc123",
+        "ENGINE POST /images/r.example/shop/web/push tag=abc123"]
+
+
+def test_push_tags_fails_when_the_registry_does_not_serve_the_push() -> None:
+    routes, manifest, image = _registry_with_one_tag()
+    engine = FakeEngine(routes, manifest, lose="abc123")
+    with pytest.raises(RegistryError, match=f"after the push the registry still lacks image"
+                                            f" {image} under abc123"):
+        push_tags(scripted(routes), engine, REPO, ["1.0", "abc123"], image, ["abc123"], "A",
+                  None, False, [])
