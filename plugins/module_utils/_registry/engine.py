@@ -99,7 +99,8 @@ class Engine:
     def _request(self, method: str, path: str, query: Mapping[str, str],
                  headers: Mapping[str, str] | None = None
                  ) -> tuple[int, http.client.HTTPResponse, http.client.HTTPConnection]:
-        assert self.connect is not None
+        if self.connect is None:  # set by __post_init__; only a caller clearing it gets here
+            raise EngineError(f"no connection to the Docker engine at {self.host}")
         conn = self.connect()
         try:
             conn.request(method, f"{path}?{urlencode(query)}", headers=dict(headers or {}))
