@@ -115,9 +115,9 @@ options:
   docker_host:
     description:
       - The Docker engine that holds O(image_id) and pushes, V(unix:///path) or
-        V(tcp://host:port) (with TLS when C(DOCKER_TLS_VERIFY) is set, from
-        C(DOCKER_CERT_PATH), as the docker CLI does). Default C(DOCKER_HOST), else
-        V(unix:///var/run/docker.sock).
+        V(tcp://host:port) - with TLS as the docker CLI has it, verified when
+        C(DOCKER_TLS_VERIFY) is set, unverified with C(DOCKER_TLS) alone, with the files of
+        C(DOCKER_CERT_PATH). Default C(DOCKER_HOST), else V(unix:///var/run/docker.sock).
       - Only with O(push=true).
     type: str
   push_timeout:
@@ -279,8 +279,9 @@ pushed:
   sample: ["1.4.0", "3f9c2ab1d0e4"]
 requests:
   description:
-    - The API requests made, with their status; never a header, so never a credential. The
-      Docker engine's requests of O(push=true) start with C(ENGINE).
+    - The registry API requests made, with their status; never a header, so never a
+      credential. The Docker engine's requests of O(push=true) start with C(ENGINE) and carry
+      no status (a failed one fails the task).
   returned: always
   type: list
   elements: str
@@ -330,7 +331,10 @@ def run(module: AnsibleModule, result: dict[str, Any]) -> None:
     if params["push"]:
         if not image_id:
             raise InvalidReferenceError("push needs image_id, the local image to push")
-        engine = Engine(params["docker_host"], timeout=params["push_timeout"])
+        if params["push_timeout"] <= 0:
+            raise InvalidReferenceError("push_timeout must be more than 0 seconds")
+        if not module.check_mode:  # check mode never talks to the engine
+            engine = Engine(params["docker_host"], timeout=params["push_timeout"])
     client = RegistryClient(
         repository=repository,
         transport=open_url_transport(ca_cert=params["ca_cert"],
@@ -350,9 +354,9 @@ def run(module: AnsibleModule, result: dict[str, Any]) -> None:
         plan = plan_push(repository, states, image_id, params["immutable_tags"])
         result.update(push=plan.push, unchanged=plan.unchanged, moved=plan.moved)
     result["pushed"] = []
-    if engine is not None and image_id:
+    if params["push"] and image_id:
         result["changed"] = bool(result["push"])
-        if result["push"] and not module.check_mode:
+        if result["push"] and engine is not None:
             auth = registry_auth(params["username"], params["password"],
                                  "https://index.docker.io/v1/" if repository.host == DOCKER_HUB
                                  else repository.host)

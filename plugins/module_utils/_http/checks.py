@@ -149,9 +149,11 @@ def check_version(client: Client, spec: Mapping[str, Any]) -> CheckResult:
         return _fail_request("version", exc, "check that the release serves its version path")
     data: dict[str, Any] = {"url": url, "status": resp.status}
     if resp.status == 429:
-        return CheckResult("version", "fail", f"GET {url} answered HTTP 429 (rate-limited,"
-                           f" Retry-After {resp.header('Retry-After')}) beyond"
-                           f" rate_limited_wait of {client.rate_limited_wait:g} s",
+        retry_after = resp.header("Retry-After")
+        why = (f"Retry-After {retry_after}) beyond rate_limited_wait of"
+               f" {client.rate_limited_wait:g} s" if retry_after is not None
+               else "without Retry-After, so not waited for)")
+        return CheckResult("version", "fail", f"GET {url} answered HTTP 429 (rate-limited, {why}",
                            "exempt the checking host from the application's rate limit, or"
                            " raise rate_limited_wait", data)
     if resp.status != 200:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
+import re
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -177,16 +178,22 @@ class Client:
     def patient_request(self, method: str, path: str,
                         sleep: Callable[[float], None] | None = None,
                         **kwargs: Any) -> Response:
-        """`request`, sent again after a 429 whose Retry-After fits in what is left of
-        `rate_limited_wait`: the application's rate limiter may still count this host's
-        earlier traffic (a load stage, an earlier check), which says nothing about the
-        release. Anything else, or a 429 that asks for longer, is returned as it came."""
+        """`request`, sent again after a 429 whose Retry-After (at least a second) fits in
+        what is left of `rate_limited_wait` - the time of the requests counts too: the
+        application's rate limiter may still count this host's earlier traffic (a load
+        stage, an earlier check), which says nothing about the release. Anything else, or a
+        429 that asks for longer, is returned as it came."""
         left = self.rate_limited_wait
         while True:
+            started = time.monotonic()
             resp = self.request(method, path, **kwargs)
+            left -= time.monotonic() - started
             delay = retry_after_seconds(resp.header("Retry-After")) \
                 if resp.status == 429 else None
-            if delay is None or delay > left:
+            if delay is None:
+                return resp
+            delay = max(delay, 1.0)  # "0" or a date just passed must not spin
+            if delay > left:
                 return resp
             (sleep or time.sleep)(delay)
             left -= delay
@@ -199,7 +206,7 @@ def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", value):
         return float(int(value))
     parsed = email.utils.parsedate_tz(value)
     if parsed is None:

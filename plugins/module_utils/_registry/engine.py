@@ -13,6 +13,7 @@ stream of JSON messages; an ``error`` among them fails the push with the engine'
 from __future__ import annotations
 
 import base64
+import codecs
 import http.client
 import json
 import os
@@ -71,9 +72,13 @@ class Engine:
             path = parts.path or "/var/run/docker.sock"
             self.connect = lambda: _UnixConnection(path, self.timeout)
         elif parts.scheme == "tcp" and parts.hostname:
-            port = parts.port or 2375
-            if env.get("DOCKER_TLS_VERIFY", "") not in ("", "0"):
-                context = self._tls_context(env)
+            try:
+                port = parts.port or 2375
+            except ValueError:
+                raise EngineError(f"Docker host {self.host!r} has no valid port") from None
+            # As the docker CLI: any DOCKER_TLS_VERIFY verifies; DOCKER_TLS alone does not.
+            if env.get("DOCKER_TLS_VERIFY") or env.get("DOCKER_TLS"):
+                context = self._tls_context(env, verify=bool(env.get("DOCKER_TLS_VERIFY")))
                 self.connect = lambda: http.client.HTTPSConnection(
                     parts.hostname, port, timeout=self.timeout, context=context)
             else:
@@ -85,12 +90,18 @@ class Engine:
                               " community.docker.docker_image_push")
 
     @staticmethod
-    def _tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
+    def _tls_context(env: Mapping[str, str], verify: bool = True) -> ssl.SSLContext:
         certs = env.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
         try:
-            context = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
-            context.load_cert_chain(os.path.join(certs, "cert.pem"),
-                                    os.path.join(certs, "key.pem"))
+            if verify:
+                context = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+            else:  # DOCKER_TLS without DOCKER_TLS_VERIFY: encrypted, the engine unchecked
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            cert, key = os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")
+            if verify or os.path.exists(cert):
+                context.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as exc:
             raise EngineError(f"cannot load the Docker TLS files (ca.pem, cert.pem, key.pem)"
                               f" from {certs} (DOCKER_CERT_PATH): {exc}") from None
@@ -124,6 +135,9 @@ class Engine:
             "POST", f"/images/{quote(image, safe=':')}/tag", {"repo": repository, "tag": tag})
         try:
             raw = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineError(f"the Docker engine's answer to tagging {image} was cut off:"
+                              f" {getattr(exc, 'strerror', None) or exc}") from None
         finally:
             conn.close()
         if status not in (200, 201):
@@ -143,9 +157,10 @@ class Engine:
                 raise EngineError(f"the Docker engine refused to push {repository}:{tag}:"
                                   f" {status} {self._message(resp.read())}")
             decoder = json.JSONDecoder()
+            text = codecs.getincrementaldecoder("utf-8")("replace")
             buffer = ""
             for chunk in iter(lambda: resp.read1(65536), b""):
-                buffer += chunk.decode("utf-8", "replace")
+                buffer += text.decode(chunk)
                 while True:
                     buffer = buffer.lstrip()
                     if not buffer:
@@ -164,6 +179,10 @@ class Engine:
                     digest = (message.get("aux") or {}).get("Digest") or digest
                     if progress is not None:
                         progress(message)
+            buffer = (buffer + text.decode(b"", final=True)).strip()
+            if buffer:
+                raise EngineError(f"the push of {repository}:{tag} ended with an answer that is"
+                                  f" not JSON: {buffer[:300]}")
         except (OSError, http.client.HTTPException) as exc:
             raise EngineError(f"the push of {repository}:{tag} was cut off:"
                               f" {getattr(exc, 'strerror', None) or exc}") from None

@@ -120,6 +120,19 @@ def test_version_judges_a_429_that_asks_for_too_long(monkeypatch: pytest.MonkeyP
         client.rate_limited_wait = wait
         assert checks.check_version(client, VERSION).status == "fail"
         assert len(client.sent) == 1
+    client = _limited_then([response(429, {})])
+    assert checks.check_version(client, VERSION).message.endswith(
+        "answered HTTP 429 (rate-limited, without Retry-After, so not waited for)")
+
+
+def test_a_retry_after_of_zero_cannot_spin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry-After 0 (or a date just passed) for ever: a second per try, within the wait."""
+    slept: list[float] = []
+    monkeypatch.setattr(client_module.time, "sleep", slept.append)
+    client = _limited_then([response(429, {}, {"Retry-After": "0"})])
+    client.rate_limited_wait = 5
+    assert checks.check_version(client, VERSION).status == "fail"
+    assert slept == [1.0] * 4 and len(client.sent) == 5
 
 
 def test_version_error_status() -> None:

@@ -73,6 +73,8 @@ def test_retry_after_seconds() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("-5") is None
+    assert retry_after_seconds("\u00b2") is None  # a digit to str.isdigit, not to int()
+    assert retry_after_seconds("9" * 400) is None
 
 
 def test_rate_limited_wait_must_not_be_negative() -> None:

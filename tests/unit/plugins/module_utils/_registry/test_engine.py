@@ -102,6 +102,19 @@ def test_push_streams_and_returns_the_digest(engine: Engine) -> None:
                     "serveraddress": "reg.test:5000"}
 
 
+def test_a_character_split_across_chunks_and_a_broken_end(engine: Engine) -> None:
+    line = json.dumps({"status": "Pushing \u00e9t\u00e9", "aux": {"Digest": "sha256:d2"}},
+                      ensure_ascii=False).encode()
+    cut = line.index("\u00e9".encode()) + 1  # inside the two bytes of the first "e acute"
+    _Engine.push_body[:] = [line[:cut], line[cut:]]
+    seen: list[dict[str, Any]] = []
+    assert engine.push("r/x", "1", "e30=", progress=seen.append) == "sha256:d2"
+    assert seen[0]["status"] == "Pushing \u00e9t\u00e9"
+    _Engine.push_body[:] = [b'{"status": "Pushing"}\n<html>502 Bad Gateway</html>']
+    with pytest.raises(EngineError, match="ended with an answer that is not JSON: <html>502"):
+        engine.push("r/x", "1", "e30=")
+
+
 def test_an_error_in_the_stream_fails_the_push(engine: Engine) -> None:
     _Engine.push_body[:] = [json.dumps({"status": "Preparing"}).encode() + b"\n",
                             json.dumps({"errorDetail": {"message": "unauthorized: authentication"
@@ -126,6 +139,10 @@ def test_unreachable_engine_and_bad_hosts(tmp_path: Path) -> None:
         Engine("ssh://builder@host")
     assert Engine(env={}).host == "unix:///var/run/docker.sock"
     assert Engine(env={"DOCKER_HOST": "tcp://127.0.0.1:2375"}).host == "tcp://127.0.0.1:2375"
+    with pytest.raises(EngineError, match="has no valid port"):
+        Engine("tcp://127.0.0.1:docker")
+    # DOCKER_TLS alone: encrypted without checking the engine, no client files needed.
+    Engine("tcp://127.0.0.1:2376", env={"DOCKER_TLS": "1", "DOCKER_CERT_PATH": str(tmp_path)})
     with pytest.raises(EngineError, match="cannot load the Docker TLS files"):
-        Engine("tcp://127.0.0.1:2376", env={"DOCKER_TLS_VERIFY": "1",
+        Engine("tcp://127.0.0.1:2376", env={"DOCKER_TLS_VERIFY": "0",  # set is set
                                             "DOCKER_CERT_PATH": str(tmp_path)})
