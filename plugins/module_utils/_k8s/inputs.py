@@ -31,6 +31,10 @@ class QuantityError(ValueError):
     """A Kubernetes resource quantity that does not parse."""
 
 
+# The variables the manifest sets on every pod; the settings must not shadow them.
+RESERVED_ENV = frozenset({"APP_RELEASE_ID", "APP_VERSION", "IMAGE_DIGEST"})
+
+
 def parse_quantity(value: Any) -> Decimal:
     """A Kubernetes quantity ("250m", "1.5Gi", "2", "1e3") as a Decimal."""
     text = str(value).strip()
@@ -118,6 +122,17 @@ def rollout_input_errors(inputs: dict[str, Any], prefix: str = "k8s_rollout_") -
             if not ENV_NAME.match(str(env_name)):
                 errors.append(f"{name(key)} has the key {env_name!r}, which is not an "
                               f"environment variable name (letters, digits, '_')")
+    plain, secret = inputs.get("env") or {}, inputs.get("secret_env") or {}
+    both = sorted(str(k) for k in plain if k in secret)
+    if both:
+        errors.append(f"{name('env')} and {name('secret_env')} both set {', '.join(both)};"
+                      " set each variable in one of them")
+    reserved = sorted(str(k) for k in (*plain, *secret) if k in RESERVED_ENV)
+    if reserved:
+        errors.append(f"{', '.join(reserved)} {'is' if len(reserved) == 1 else 'are'} set by"
+                      " the rollout itself (the release's id, version and image digest);"
+                      f" remove {'it' if len(reserved) == 1 else 'them'} from"
+                      f" {name('env')} / {name('secret_env')}")
     for key in ("readiness_path", "liveness_path"):
         value = inputs.get(key)
         if value is not None and not str(value).startswith("/"):

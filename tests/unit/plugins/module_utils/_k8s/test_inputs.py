@@ -55,6 +55,9 @@ def test_good_inputs_have_no_errors() -> None:
     ({"max_surge": 0, "max_unavailable": "0%"}, "are both 0: the rollout could never make"),
     ({"max_surge": "a lot"}, "k8s_rollout_max_surge is 'a lot'"),
     ({"env": {"BAD-NAME": "x"}}, "k8s_rollout_env has the key 'BAD-NAME'"),
+    ({"env": {"DB_HOST": "db"}, "secret_env": {"DB_HOST": "x"}},
+     "k8s_rollout_env and k8s_rollout_secret_env both set DB_HOST; set each variable in one"),
+    ({"env": {"APP_VERSION": "9"}}, "APP_VERSION is set by the rollout itself"),
     ({"readiness_path": "health"}, "k8s_rollout_readiness_path is 'health'"),
 ])
 def test_each_problem_is_named(change: dict, fragment: str) -> None:
