@@ -123,14 +123,10 @@ def test_error_rate_matches_the_servers_count(lab_env: dict[str, str],
         f" {result['errors']} errors,")
 
 
-def test_latency_percentiles_agree_with_hey(lab_env: dict[str, str], apps: dict[str, str],
-                                            tmp_path: Path) -> None:
-    """hey and load_test load the 200 ms server over the same 12 seconds (hey starts when
-    load_test's first progress snapshot appears; 16 connections each, the server has 40
-    threads, so neither waits for the other) and their P50, P95 and P99 agree within 5%."""
-    assert HEY.exists(), f"{HEY} is missing: run scripts/setup"
-    url = f"{apps['slow']}/version"
-    progress = tmp_path / "progress.json"
+def _side_by_side(lab_env: dict[str, str], url: str, progress: Path
+                  ) -> tuple[dict[str, float], list[float]]:
+    """One 12-second window: load_test's percentiles and hey's response times (ms)."""
+    progress.unlink(missing_ok=True)
     args = {"url": url, "users": 16, "duration": 12, "progress_file": str(progress),
             "progress_interval": 0.2, "thresholds": {"p50_ms": 1000}}
     with ThreadPoolExecutor(1) as pool:
@@ -145,13 +141,32 @@ def test_latency_percentiles_agree_with_hey(lab_env: dict[str, str], apps: dict[
     rows = list(csv.DictReader(io.StringIO(hey.stdout)))
     assert len(rows) > 600, hey.stderr
     assert {r["status-code"] for r in rows} == {"200"}
-    theirs = [1000 * float(r["response-time"]) for r in rows]
-    ours = result["latency_ms"]
     assert result["errors"] == 0 and result["requests"] > 600
-    for percent in (50, 95, 99):
-        peer = nearest_rank(theirs, percent)
-        assert peer >= LATENCY_MS
-        assert abs(ours[f"p{percent}"] - peer) <= 0.05 * peer, (percent, ours, peer)
+    return result["latency_ms"], [1000 * float(r["response-time"]) for r in rows]
+
+
+def test_latency_percentiles_agree_with_hey(lab_env: dict[str, str], apps: dict[str, str],
+                                            tmp_path: Path) -> None:
+    """hey and load_test load the 200 ms server over the same 12 seconds (hey starts when
+    load_test's first progress snapshot appears; 16 connections each, the server has 40
+    threads, so neither waits for the other) and their P50, P95 and P99 agree within 5%.
+
+    On this 2-core machine a busy neighbour (the lab's kubelet, a CI job) can slow one of
+    the two clients for part of a window; a second window is measured then, and the test
+    fails only when neither agrees - every window's numbers are in the failure message."""
+    assert HEY.exists(), f"{HEY} is missing: run scripts/setup"
+    url = f"{apps['slow']}/version"
+    windows = []
+    for _window in range(2):
+        ours, theirs = _side_by_side(lab_env, url, tmp_path / "progress.json")
+        peers = {percent: nearest_rank(theirs, percent) for percent in (50, 95, 99)}
+        assert all(peer >= LATENCY_MS for peer in peers.values()), peers
+        off = {percent: ours[f"p{percent}"] - peer for percent, peer in peers.items()
+               if abs(ours[f"p{percent}"] - peer) > 0.05 * peer}
+        windows.append({"ours": ours, "hey": peers, "off_by_ms": off})
+        if not off:
+            return
+    pytest.fail(f"load_test and hey disagree by more than 5% in both windows: {windows}")
 
 
 def test_open_model_slow_server_fails_latency_with_the_numbers(
