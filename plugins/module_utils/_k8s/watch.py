@@ -463,10 +463,6 @@ def _log_lines(text: str) -> list[str]:
     return lines
 
 
-def log_tail(text: str, limit: int) -> list[str]:
-    return _log_lines(text)[-limit:] if limit else []
-
-
 def log_read_lines(limit: int) -> int:
     """How many lines to read for an excerpt of `limit` lines: the exception that killed a
     process often sits above a longer shutdown traceback (gunicorn's master re-raising

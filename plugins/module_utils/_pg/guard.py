@@ -286,32 +286,38 @@ def plan(live: str | None, target_head: str, revisions: Iterable[Mapping[str, An
         " (or merge the branches in the target release)")
 
 
-def read_live_revision(cursor: Any, table: str = "alembic_version",
-                       schema: str | None = None, queries: list[str] | None = None,
-                       ) -> str | None:
-    """The revision in the version table; None when it is empty (nothing applied).
-
-    Raises ``MultipleHeadsError`` naming the revisions when it holds several, and
-    ``VersionTableMissingError`` when the table does not exist (looked up with to_regclass
-    first, so a missing table is an answer, not an aborted statement). Appends the statements
-    it runs to ``queries``.
-    """
-    queries = [] if queries is None else queries
-    qualified = f"{quote_ident(schema)}.{quote_ident(table)}" if schema else quote_ident(table)
-    queries.append(f"SELECT to_regclass('{qualified}') IS NOT NULL")
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,))
-    if not cursor.fetchone()[0]:
+def live_revision(found: list[str], table: str = "alembic_version", schema: str | None = None,
+                  exists: bool | None = True,
+                  settings: str = "set version_table / version_table_schema") -> str | None:
+    """The live revision from the version table's rows; None when it is empty (nothing
+    applied). ``MultipleHeadsError`` naming the revisions when it holds several,
+    ``VersionTableMissingError`` when it does not exist (``exists`` False; None: unknown,
+    taken as existing). ``settings`` says where the table's name is set."""
+    if exists is False:
         where = f"schema {schema}" if schema else "the search path"
         raise VersionTableMissingError(
             f"the version table {table} does not exist in {where}: the database was never"
-            " migrated with Alembic, or this is the wrong database (or set version_table /"
-            " version_table_schema)")
-    query = f"SELECT version_num FROM {qualified} ORDER BY version_num"
-    queries.append(query)
-    cursor.execute(query)
-    found = [row[0] for row in cursor.fetchall()]
+            f" migrated with Alembic, or this is the wrong database (or {settings})")
     if len(found) > 1:
         raise MultipleHeadsError(
             f"the version table {table} holds {len(found)} revisions ({', '.join(found)}):"
             " several heads are applied; merge them (alembic merge) before rolling back")
     return found[0] if found else None
+
+
+def read_live_revision(cursor: Any, table: str = "alembic_version",
+                       schema: str | None = None, queries: list[str] | None = None,
+                       ) -> str | None:
+    """The revision in the version table, as `live_revision` judges it - the table looked
+    up with to_regclass first, so a missing table is an answer, not an aborted statement.
+    Appends the statements it runs to ``queries``."""
+    queries = [] if queries is None else queries
+    qualified = f"{quote_ident(schema)}.{quote_ident(table)}" if schema else quote_ident(table)
+    queries.append(f"SELECT to_regclass('{qualified}') IS NOT NULL")
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,))
+    if not cursor.fetchone()[0]:
+        return live_revision([], table, schema, exists=False)
+    query = f"SELECT version_num FROM {qualified} ORDER BY version_num"
+    queries.append(query)
+    cursor.execute(query)
+    return live_revision([row[0] for row in cursor.fetchall()], table, schema)

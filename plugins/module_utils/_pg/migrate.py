@@ -50,6 +50,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._pg.conn import (
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.guard import (
     GuardError,
     Plan,
+    live_revision,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._pg.guard import (
     plan as guard_plan,
@@ -822,19 +823,12 @@ class Migrator:
         read = self.read("downgrade", target)
         script = self.script()
         table = read.get("version_table") or {}
-        if table.get("exists") is False:
-            where = f"schema {table['schema']}" if table.get("schema") else "the search path"
-            raise MigrateError(
-                f"the version table {table.get('name')} does not exist in {where}: the"
-                " database was never migrated with Alembic, or this is the wrong database"
-                " (check url, and version_table in env.py); nothing was run")
-        if len(read["current"]) > 1:
-            raise MigrateError(
-                f"the database is at {len(read['current'])} revisions"
-                f" ({', '.join(read['current'])}): several heads are applied; merge them"
-                " (alembic merge) before rolling back, or downgrade without guard; nothing"
-                " was run", current=read["current"])
-        live = _joined(read["current"])
+        try:  # the same judgement as schema_guard's, on what Alembic read
+            live = live_revision(sorted(read["current"]), table.get("name") or "alembic_version",
+                                 table.get("schema"), table.get("exists"),
+                                 settings="check url, and version_table in env.py")
+        except GuardError as exc:
+            raise MigrateError(f"{exc}; nothing was run", current=read["current"]) from None
         known = [rev["revision"] for rev in script.revisions]
         if target not in known:
             # A unique prefix, as Alembic accepts it; an unknown revision stays as given (the

@@ -41,7 +41,6 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import
     event_lines,
     log_excerpt,
     log_read_lines,
-    log_tail,
     ride_out,
     start_client,
     watch,
@@ -581,10 +580,10 @@ def test_event_lines_order_and_limit() -> None:
     assert event_lines(events, 0) == []
 
 
-def test_log_tail() -> None:
-    assert log_tail("a\nb\nc\n\n", 2) == ["b", "c"]
-    assert log_tail("x" * 5000, 1) == ["x" * 1000]
-    assert log_tail("a\n", 0) == []
+def test_log_excerpt_of_a_log_without_exceptions_is_its_tail() -> None:
+    assert log_excerpt("a\nb\nc\n\n", 2) == ["b", "c"]
+    assert log_excerpt("x" * 5000, 1) == ["x" * 1000]
+    assert log_excerpt("a\n", 0) == []
 
 
 def test_log_excerpt_keeps_the_exception_above_a_long_shutdown_traceback() -> None:
@@ -592,13 +591,13 @@ def test_log_excerpt_keeps_the_exception_above_a_long_shutdown_traceback() -> No
     re-raising HaltServer (recorded from the reference image). The last 20 lines alone say
     only HaltServer."""
     text = (FIXTURES / "log_gunicorn_halt_race.txt").read_text()
-    assert not any("StartupAbort" in line for line in log_tail(text, 20))
+    assert not any("StartupAbort" in line for line in text.splitlines()[-20:])
     lines = log_excerpt(text, 20)
     assert len(lines) == 21
     assert lines[9] == ("refapp.app.StartupAbort: FAULT_EXIT_AT_START is set: refusing to start"
                         " (injected fault)")
     assert lines[10] == "[... 23 lines left out ...]"
-    assert lines[-10:] == log_tail(text, 10)
+    assert lines[-10:] == text.splitlines()[-10:]
     assert telling_line(lines) == lines[9]
     assert log_excerpt(text, 1) == [lines[9], "[... 33 lines left out ...]"]
     assert log_excerpt(text, 0) == []
