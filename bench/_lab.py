@@ -64,5 +64,5 @@ def cleanup(kubectl: list[str], env: dict[str, str], app: str) -> None:
                        ("configmap", f"{app}-deploy-lock")):
         subprocess.run([*kubectl, "delete", kind, name, "--ignore-not-found", "--wait=false"],
                        capture_output=True, check=False, env=env)
-    subprocess.run([*kubectl, "delete", "configmap", "-l", f"app.kubernetes.io/name={app}",
+    subprocess.run([*kubectl, "delete", "configmap,secret", "-l", f"app.kubernetes.io/name={app}",
                     "--wait=false"], capture_output=True, check=False, env=env)

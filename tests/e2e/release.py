@@ -137,10 +137,9 @@ class Release:
     def cleanup(self) -> None:
         for kind, name in (("deploy", self.app), ("service", self.app), ("pdb", self.app),
                            ("configmap", f"{self.app}-config"),
-                           ("configmap", f"{self.app}-files"),
                            ("secret", f"{self.app}-secret"),
                            ("configmap", f"{self.app}-deploy-lock")):
             kubectl(self.lab_env, "delete", kind, name, "--wait=false", "--ignore-not-found",
                     check=False)
-        kubectl(self.lab_env, "delete", "configmap", "-l",
+        kubectl(self.lab_env, "delete", "configmap,secret", "-l",
                 f"app.kubernetes.io/name={self.app}", "--wait=false", check=False)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from kube import NS, kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "canary-secret-5d1e9a77"
+CONTENT_LABEL = "prodready.io/content-of"
 
 
 def play(lab_env: dict[str, str], tmp_path: Path, role_vars: dict, *flags: str
@@ -50,6 +52,22 @@ def real_app_vars(lab_env: dict[str, str], image: str, name: str, release: str,
     }
 
 
+def content_of(lab_env: dict[str, str], app: str) -> list[str]:
+    """The content-hashed Secrets and ConfigMaps of `app`, as kind/name, sorted."""
+    out = kubectl(lab_env, "get", "secret,configmap", "-l", f"{CONTENT_LABEL}={app}",
+                  "-o", "name").stdout
+    return sorted(line.strip() for line in out.splitlines() if line.strip())
+
+
+def template_refs(lab_env: dict[str, str], app: str) -> tuple[str, str]:
+    """The Secret and the files ConfigMap the Deployment's pod template names."""
+    dep = json.loads(kubectl(lab_env, "get", "deploy", app, "-o", "json").stdout)
+    spec = dep["spec"]["template"]["spec"]
+    secret = spec["containers"][0]["envFrom"][0]["secretRef"]["name"]
+    files = next(v["configMap"]["name"] for v in spec["volumes"] if v["name"] == "files")
+    return secret, files
+
+
 def recap(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
     line = next(x for x in proc.stdout.splitlines() if x.startswith("localhost "))
     return {k: int(v) for k, v in (w.split("=") for w in line.split()[2:])}
@@ -60,9 +78,10 @@ def app_name(lab_env: dict[str, str], request: pytest.FixtureRequest):
     name = "rr-" + request.node.name.split("[")[0].removeprefix("test_")[:40].replace("_", "-")
     yield name
     for kind, obj in (("deploy", name), ("service", name), ("pdb", name),
-                      ("configmap", f"{name}-config"), ("configmap", f"{name}-files"),
-                      ("secret", f"{name}-secret")):
+                      ("configmap", f"{name}-config"), ("secret", f"{name}-secret")):
         kubectl(lab_env, "delete", kind, obj, "--wait=false", check=False)
+    kubectl(lab_env, "delete", "secret,configmap", "-l", f"{CONTENT_LABEL}={name}",
+            "--wait=false", check=False)
 
 
 def test_rollout_applies_then_changes_nothing(lab_env: dict[str, str], refapp: dict[str, str],
@@ -113,9 +132,8 @@ def test_bad_input_fails_before_anything_is_applied(lab_env: dict[str, str],
     proc = play(lab_env, tmp_path, role_vars)
     assert proc.returncode != 0
     assert message in proc.stdout
-    for kind in ("deploy", "secret"):
-        target = app_name if kind == "deploy" else f"{app_name}-secret"
-        assert kubectl(lab_env, "get", kind, target, check=False).returncode != 0
+    assert kubectl(lab_env, "get", "deploy", app_name, check=False).returncode != 0
+    assert content_of(lab_env, app_name) == []
 
 
 def test_namespace_without_rights_gives_a_clear_error(lab_env: dict[str, str],
@@ -160,3 +178,51 @@ def test_optional_autoscaler_and_ingress(lab_env: dict[str, str], refapp: dict[s
     finally:
         for kind in ("hpa", "ingress"):
             kubectl(lab_env, "delete", kind, app_name, "--ignore-not-found", check=False)
+
+
+def test_a_rollback_brings_back_the_secret_and_files_of_the_release_it_returns_to(
+        lab_env: dict[str, str], refapp: dict[str, str], app_name: str, tmp_path: Path) -> None:
+    """Each content gets its own immutable object; the template of r1 keeps naming r1's, so
+    `kubectl rollout undo` brings back r1's secret and files with r1's template."""
+    r1 = real_app_vars(lab_env, refapp["image"], app_name, "r1", k8s_rollout_replicas=1)
+    assert play(lab_env, tmp_path, r1).returncode == 0
+    secret1, files1 = template_refs(lab_env, app_name)
+    r2 = real_app_vars(lab_env, refapp["image"], app_name, "r2", k8s_rollout_replicas=1)
+    r2["k8s_rollout_secret_env"] = {**r2["k8s_rollout_secret_env"], "SECRET_KEY": CANARY + "-2"}
+    r2["k8s_rollout_config_files"] = {**r2["k8s_rollout_config_files"], "extra.txt": "two"}
+    proc = play(lab_env, tmp_path, r2)
+    assert proc.returncode == 0, proc.stdout
+    secret2, files2 = template_refs(lab_env, app_name)
+    assert secret2 != secret1 and files2 != files1
+    assert content_of(lab_env, app_name) == sorted(
+        [f"configmap/{files1}", f"configmap/{files2}", f"secret/{secret1}",
+         f"secret/{secret2}"])
+    immutable = json.loads(kubectl(lab_env, "get", "secret", secret2, "-o", "json").stdout)
+    assert immutable["immutable"] is True
+    kubectl(lab_env, "rollout", "undo", f"deployment/{app_name}")
+    assert template_refs(lab_env, app_name) == (secret1, files1)
+    data = json.loads(kubectl(lab_env, "get", "secret", secret1, "-o", "json").stdout)["data"]
+    assert base64.b64decode(data["SECRET_KEY"]).decode() == CANARY
+
+
+def test_content_no_retained_revision_uses_is_pruned_at_the_next_release(
+        lab_env: dict[str, str], refapp: dict[str, str], app_name: str, tmp_path: Path) -> None:
+    """With no old ReplicaSet kept, r1's Secret goes when r3 is applied (r2's stays: the
+    Deployment still runs it until r3's template is applied); a Secret without the label, as an
+    older version of the role made it, is left alone."""
+    kubectl(lab_env, "create", "secret", "generic", f"{app_name}-secret",
+            "--from-literal=LEGACY=1")
+    keep = {"k8s_rollout_replicas": 1, "k8s_rollout_revision_history_limit": 0}
+    secrets = []
+    for i in (1, 2, 3):
+        role_vars = real_app_vars(lab_env, refapp["image"], app_name, f"r{i}", **keep)
+        role_vars["k8s_rollout_secret_env"] = {**role_vars["k8s_rollout_secret_env"],
+                                               "SECRET_KEY": f"{CANARY}-{i}"}
+        proc = play(lab_env, tmp_path, role_vars)
+        assert proc.returncode == 0, proc.stdout
+        assert CANARY not in proc.stdout + proc.stderr
+        secrets.append(template_refs(lab_env, app_name)[0])
+    names = content_of(lab_env, app_name)
+    assert f"secret/{secrets[0]}" not in names
+    assert {f"secret/{secrets[1]}", f"secret/{secrets[2]}"} <= set(names)
+    assert kubectl(lab_env, "get", "secret", f"{app_name}-secret", check=False).returncode == 0

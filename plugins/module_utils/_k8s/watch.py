@@ -251,7 +251,8 @@ class RawResponse:
 def raw_request(api_client: Any, method: str, path: str,
                 query: list[tuple[str, str]] | None = None, body: Any = None,
                 timeout: tuple[float, float] = (10.0, 30.0),
-                content_type: str = "application/json") -> RawResponse:
+                content_type: str = "application/json", accept: str | None = None,
+                ) -> RawResponse:
     """One request through the kubernetes ApiClient (its auth, TLS and proxy settings),
     without the typed APIs: importing kubernetes.client.api loads every API and model class,
     about half a second per module run here, for the handful of calls a module makes. A
@@ -259,7 +260,7 @@ def raw_request(api_client: Any, method: str, path: str,
     ApiUnreachable. Clients older than the generator with ``param_serialize`` use their
     ``call_api(resource_path, method, ...)``."""
     host = str(api_client.configuration.host)
-    headers = {"Accept": "application/json, */*", "Content-Type": content_type}
+    headers = {"Accept": accept or "application/json, */*", "Content-Type": content_type}
     try:
         if hasattr(api_client, "param_serialize"):
             method, url, headers, data, post = api_client.param_serialize(
