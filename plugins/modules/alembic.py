@@ -535,6 +535,9 @@ def main() -> None:
         if isinstance(exc, MigrateError) and "heads" in exc.details:
             result["heads"] = exc.details["heads"]
         _fail(module, result, alembic, started, f"Failed to {what}: {exc}")
+    finally:
+        if alembic is not None:
+            alembic.close()
     _finish(result, alembic, started)
     module.exit_json(**result)
 

@@ -25,6 +25,7 @@ What this layer adds to Alembic:
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -66,6 +67,7 @@ HELPER_SOURCE = r'''
 import functools
 import io
 import json
+import os
 import sys
 import traceback
 
@@ -218,8 +220,9 @@ def describe(exc):
     return info
 
 
-def main():
-    with open(sys.argv[1], encoding="utf-8") as handle:
+def answer_request(request_path, answer_path):
+    RUNNING["revision"] = None
+    with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
     answer = {"ok": True, "results": {}}
     op = None
@@ -233,11 +236,35 @@ def main():
             answer["results"][op] = OPS[op](cfg, script, item, answer["results"])
     except BaseException as exc:  # env.py may sys.exit(); every failure is reported
         answer.update(ok=False, op=op, error=describe(exc), running=RUNNING["revision"])
-    with open(sys.argv[2], "w", encoding="utf-8") as handle:
+    with open(answer_path, "w", encoding="utf-8") as handle:
         json.dump(answer, handle)
 
 
-main()
+def serve(requests_fd, done_fd):
+    # A session: Alembic and SQLAlchemy load while the caller does other work, then each
+    # request (a line naming its request and answer files) is answered in turn; env.py runs
+    # anew for each, as it does for each alembic command.
+    try:
+        import alembic.command  # noqa: F401
+        import alembic.runtime.environment  # noqa: F401
+        import alembic.script  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except BaseException:  # the first request reports it
+        pass
+    done = os.fdopen(done_fd, "w")
+    for line in os.fdopen(requests_fd):
+        request_path, answer_path = json.loads(line)
+        answer_request(request_path, answer_path)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        done.write("done\n")
+        done.flush()
+
+
+if sys.argv[1] == "--serve":
+    serve(int(sys.argv[2]), int(sys.argv[3]))
+else:
+    answer_request(sys.argv[1], sys.argv[2])
 '''
 
 DEFAULT_LOCK_TIMEOUT = "5s"
@@ -395,6 +422,73 @@ def _run_subprocess(argv: list[str], env: dict[str, str], cwd: str,
     return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
 
 
+class _Session:
+    """A helper process that answers requests in turn (``--serve``), for the calls of one
+    module run that share an environment: the interpreter, Alembic and SQLAlchemy load once,
+    and while the caller reads the database in another process. Its output goes to a file,
+    so a talkative migration cannot fill a pipe nobody reads."""
+
+    def __init__(self, python: str, env: dict[str, str], cwd: str) -> None:
+        self.tmpdir = tempfile.mkdtemp(prefix="prodready-alembic-session-")
+        helper = os.path.join(self.tmpdir, "alembic_helper.py")
+        with open(helper, "w", encoding="utf-8") as handle:
+            handle.write(HELPER_SOURCE)
+        self.log = open(os.path.join(self.tmpdir, "output.log"), "w+b")  # noqa: SIM115
+        self.offset = 0
+        self.returncode: int | None = None
+        requests_r, requests_w = os.pipe()
+        done_r, done_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 - the application's own Python
+                [python, helper, "--serve", str(requests_r), str(done_w)], env=env, cwd=cwd,
+                stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                pass_fds=(requests_r, done_w))
+        except OSError:
+            for fd in (requests_r, requests_w, done_r, done_w):
+                os.close(fd)
+            self.log.close()
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            raise
+        os.close(requests_r)
+        os.close(done_w)
+        self.requests = os.fdopen(requests_w, "w", encoding="utf-8")
+        self.done = os.fdopen(done_r, encoding="utf-8")
+
+    @property
+    def alive(self) -> bool:
+        return self.returncode is None
+
+    def _output(self) -> str:
+        self.log.seek(self.offset)
+        data = self.log.read()
+        self.offset += len(data)
+        return data.decode("utf-8", "replace")
+
+    def ask(self, request_path: str, answer_path: str) -> tuple[int, str]:
+        """(exit code, output) - 0 while the helper lives; its code once it has died."""
+        try:
+            self.requests.write(json.dumps([request_path, answer_path]) + "\n")
+            self.requests.flush()
+            answered = bool(self.done.readline())
+        except (BrokenPipeError, OSError):
+            answered = False
+        if not answered:
+            self.returncode = self.proc.wait()
+        return (0 if answered else int(self.returncode or 0)), self._output()
+
+    def close(self) -> None:
+        for stream in (self.requests, self.done):
+            with contextlib.suppress(OSError):
+                stream.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
 class Alembic:
     """Runs the helper; records each call in ``commands`` as the equivalent alembic CLI."""
 
@@ -404,6 +498,7 @@ class Alembic:
         self.runner = runner
         self.commands: list[str] = []
         self.log: list[str] = []
+        self._sessions: dict[bool, _Session] = {}
 
     def describe(self, ops: list[dict[str, Any]]) -> list[str]:
         base = f"alembic -c {self.settings.config}"
@@ -418,34 +513,58 @@ class Alembic:
                 shown.append(f"{base} {op['direction']} {op['target']}")
         return shown
 
+    def prepare(self, read_only: bool = False) -> None:
+        """Start a session for the later calls with this ``read_only``, so its start-up
+        overlaps with what runs before them. Only with the real runner (unit tests script
+        the helper); a session that cannot start leaves the calls to one process each."""
+        if self.runner is not _run_subprocess or read_only in self._sessions \
+                or self.settings.conn is None:
+            return
+        with contextlib.suppress(OSError):
+            self._sessions[read_only] = _Session(
+                self.python, self._environment(True, read_only), self.settings.workdir)
+
+    def close(self) -> None:
+        """End the sessions (each helper exits when its request pipe closes)."""
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            session.close()
+
     def call(self, ops: list[dict[str, Any]], read_only: bool = False) -> dict[str, Any]:
-        """Run the operations in one helper process; their results by name, or
-        AlembicError with the helper's description of the failure."""
+        """Run the operations in one helper process - the session's, when one was prepared
+        for ``read_only`` - their results by name, or AlembicError with the helper's
+        description of the failure."""
         settings = self.settings
         self.commands += self.describe(ops)
+        needs_db = any(op["op"] in ("current", "run", "sql") for op in ops)
+        session = self._sessions.get(read_only) if needs_db else None
         tmpdir = tempfile.mkdtemp(prefix="prodready-alembic-")
         try:
             helper = os.path.join(tmpdir, "alembic_helper.py")
             request_path = os.path.join(tmpdir, "request.json")
             answer_path = os.path.join(tmpdir, "answer.json")
-            with open(helper, "w", encoding="utf-8") as handle:
-                handle.write(HELPER_SOURCE)
             with open(request_path, "w", encoding="utf-8") as handle:
                 json.dump({"config": os.path.abspath(settings.config), "ops": ops}, handle)
-            env = self._environment(any(op["op"] in ("current", "run", "sql") for op in ops),
-                                    read_only)
-            proc = self.runner([self.python, helper, request_path, answer_path], env,
-                               settings.workdir)
+            if session is not None and session.alive:
+                returncode, output = session.ask(request_path, answer_path)
+                stderr = output
+            else:
+                with open(helper, "w", encoding="utf-8") as handle:
+                    handle.write(HELPER_SOURCE)
+                proc = self.runner([self.python, helper, request_path, answer_path],
+                                   self._environment(needs_db, read_only), settings.workdir)
+                returncode = proc.returncode
+                stderr, output = proc.stderr or "", proc.stderr or proc.stdout or ""
             secrets = settings.secrets()
-            log = [scrub(line, secrets) for line in (proc.stderr or "").splitlines()
+            log = [scrub(line, secrets) for line in stderr.splitlines()
                    if line.strip() and not _BOILERPLATE.search(line)]
             try:
                 with open(answer_path, encoding="utf-8") as handle:
                     answer = json.load(handle)
             except (OSError, ValueError):
-                tail = scrub((proc.stderr or proc.stdout or "").strip(), secrets)[-1500:]
+                tail = scrub(output.strip(), secrets)[-1500:]
                 raise AlembicError(
-                    f"the Alembic helper did not answer (exit code {proc.returncode}) with"
+                    f"the Alembic helper did not answer (exit code {returncode}) with"
                     f" {self.python}: {tail or 'no output'}; is Alembic installed for that"
                     " interpreter (option python)?") from None
         finally:
@@ -851,6 +970,10 @@ class Migrator:
     def migrate(self, direction: str, target: str, check_mode: bool, want_sql: bool,
                 lint: bool, policy: dict[str, str], compensate: bool = True,
                 guard: Guard | None = None) -> Outcome:
+        if not check_mode:
+            # The offline SQL, the run and the read after it share one helper process, which
+            # starts while the read-only plan is made (the owner of the Alembic closes it).
+            self.alembic.prepare(read_only=False)
         read = None
         decision = None
         if guard is not None and direction == "downgrade":

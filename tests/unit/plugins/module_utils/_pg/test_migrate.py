@@ -6,6 +6,7 @@ compensation logic (with a scripted stand-in for the helper)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -247,6 +248,59 @@ def test_helper_without_alembic_says_so(tmp_path):
         alembic.call([{"op": "script"}])
 
 
+def offline_session(alembic: Alembic, python: str = sys.executable) -> migrate._Session:
+    """A read-write session on the offline environment (no database in the unit tier)."""
+    env = {**os.environ, "DATABASE_URL": "postgresql://offline.invalid/x"}
+    session = migrate._Session(python, env, alembic.settings.workdir)
+    alembic._sessions[False] = session
+    return session
+
+
+def test_a_session_answers_call_after_call_in_one_process(offline):
+    session = offline_session(offline)
+    try:
+        pid = session.proc.pid
+        first = offline.call([{"op": "sql", "direction": "upgrade", "start": CHAIN[0],
+                               "target": CHAIN[1]}])["sql"]
+        second = offline.call([{"op": "sql", "direction": "upgrade", "start": CHAIN[1],
+                                "target": CHAIN[2]}])["sql"]
+        assert list(split_offline_sql(first["text"])) == [CHAIN[1]]
+        assert list(split_offline_sql(second["text"])) == [CHAIN[2]]
+        # The same helper answered both and still waits for more.
+        assert session.alive and session.proc.poll() is None and session.proc.pid == pid
+        assert session.offset > 0  # Alembic's log lines went to the session's file
+        # A call without a database op (the script) does not need the session's environment.
+        assert offline.call([{"op": "script"}])["script"]["heads"] == [CHAIN[-1]]
+    finally:
+        offline.close()
+    assert session.proc.returncode == 0
+    assert not Path(session.tmpdir).exists()
+
+
+def test_a_session_whose_helper_died_says_so(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'No module named alembic' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    alembic = Alembic(Settings(config=str(APP / "alembic.ini")), python=str(fake))
+    offline_session(alembic, str(fake))
+    try:
+        with pytest.raises(AlembicError, match="did not answer .exit code 3.*No module named"
+                                               " alembic"):
+            alembic.call([{"op": "sql", "direction": "upgrade", "target": CHAIN[0]}])
+    finally:
+        alembic.close()
+
+
+def test_prepare_starts_no_session_for_a_scripted_runner_or_without_a_database(offline):
+    offline.prepare(read_only=False)  # no connection settings: nothing to prepare
+    assert offline._sessions == {}
+    scripted = Alembic(Settings(config=str(APP / "alembic.ini")), python=sys.executable,
+                       runner=lambda argv, env, cwd: subprocess.CompletedProcess(argv, 0))
+    scripted.settings.conn = ConnParams(host="db", dbname="app", user="app")
+    scripted.prepare(read_only=False)
+    assert scripted._sessions == {}
+
+
 # Planning and compensation, with a scripted stand-in for the helper.
 
 REVS = [
@@ -274,6 +328,10 @@ class FakeAlembic:
         self.lands_at = lands_at  # where a run really leaves alembic_version
         self.table_exists = table_exists  # None: the helper could not tell
         self.calls: list[list[str]] = []
+        self.prepared: list[bool] = []
+
+    def prepare(self, read_only: bool = False) -> None:
+        self.prepared.append(read_only)
 
     def order(self) -> list[str]:
         return [r["revision"] for r in REVS]
@@ -376,12 +434,14 @@ def test_upgrade_plans_lints_runs(no_downgrade):
     assert outcome.pending == outcome.revisions == ["b", "c"]
     assert [f["rule"] for f in outcome.lint] == ["drop-column", "drop-column"]
     assert fake.calls[-1] == ["run upgrade c", "current"]
+    assert fake.prepared == [False]  # the read-write session starts before the plan
 
 
 def test_check_mode_runs_nothing(no_downgrade):
     fake = FakeAlembic(["a"])
     outcome = upgrade(fake, check=True)
     assert outcome.changed and outcome.revisions == []
+    assert fake.prepared == []
     assert [s["revision"] for s in outcome.sql] == ["b", "c"]
     assert not any(call[0].startswith("run") for call in fake.calls)
     assert fake.db == ["a"]
