@@ -46,8 +46,9 @@ attributes:
 options:
   deployment:
     description:
-      - Name of the Deployment whose content this is. Its pod templates, and those of the
-        ReplicaSets its selector matches, decide what is still in use. It need not exist yet.
+      - Name of the Deployment whose content this is (at most 63 characters, as it is a label
+        value). Its pod templates, and those of the ReplicaSets its selector matches, decide
+        what is still in use. It need not exist yet.
     type: str
     required: true
   namespace:
@@ -59,11 +60,13 @@ options:
     description:
       - Secrets to create, as base name to a mapping of key to text value.
       - The values are passed to the API server in C(stringData) and never returned.
+      - Integers become their text; other values that are not text are refused.
     type: dict
     default: {}
   config_maps:
     description:
       - ConfigMaps to create, as base name to a mapping of key to text value.
+      - Integers become their text; other values that are not text are refused.
     type: dict
     default: {}
   labels:
@@ -78,10 +81,23 @@ options:
     type: bool
     default: true
 notes:
-  - Names are the base name, C(-), and the first 10 hex digits of the sha256 of the kind and
-    the sorted data. The hash of a Secret's data is not its data, but it lets anyone who can
-    list Secrets test a guess of every value at once; give weak secrets no place in a
-    Secret in the first place (M(prodready.deploy.env_check) refuses them).
+  - Names are the base name, C(-), and the first 10 hex digits of the sha256 of O(deployment),
+    the kind and the sorted data; the filter P(prodready.deploy.content_name#filter) gives the
+    same name without the cluster. Two Deployments that ship the same base name get objects
+    of their own.
+  - The names appear in the pod templates, so anyone who can read Deployments, ReplicaSets or
+    pods can test a guess of a Secret's whole content against 40 bits of its hash. That is
+    no help against a strong secret; give weak ones no place in a Secret
+    (M(prodready.deploy.env_check) refuses them).
+  - Ansible masks every occurrence of a secret value in the result of a module with no_log
+    options, so a short secret value (C(0), the application's name) may turn up as
+    C(********) inside RV(names). Take the names from the filter for a pod template, as the
+    role C(prodready.deploy.k8s_rollout) does.
+  - Run one release of a Deployment at a time (deploy.yml holds the deploy lock), or the prune
+    of one run could delete what a concurrent run created but has not applied yet. Pods and
+    Jobs that no ReplicaSet of the Deployment owns are not consulted.
+  - A Deployment whose selector cannot be written as a label query is not pruned (a warning
+    says so).
 """
 
 EXAMPLES = r"""
@@ -106,7 +122,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 names:
-  description: The names to use, by kind, then base name.
+  description:
+    - The names to use, by kind, then base name.
+    - Masked where a secret value occurs in them (see the notes); the filter
+      P(prodready.deploy.content_name#filter) gives them unmasked.
   returned: success
   type: dict
   sample:
@@ -173,7 +192,7 @@ def main() -> None:
     subject = f"the content of Deployment {params['namespace']}/{params['deployment']}"
     objects = normalize({"Secret": params["secrets"], "ConfigMap": params["config_maps"]})
     labels = {str(key): str(value) for key, value in params["labels"].items()}
-    problems = check_inputs(objects)
+    problems = check_inputs(objects, params["deployment"])
     if problems:  # before the API is asked anything
         module.fail_json(msg=f"Refusing {subject}: " + "; ".join(problems), changed=False)
     try:
@@ -182,6 +201,8 @@ def main() -> None:
             objects, prune=params["prune"], check_mode=module.check_mode)
     except (CoreException, RolloutError) as exc:
         module.fail_json(msg=f"Cannot apply {subject}: {exc}", changed=False)
+    for warning in outcome.warnings:
+        module.warn(warning)
     module.exit_json(changed=outcome.changed, **outcome.to_dict())
 
 

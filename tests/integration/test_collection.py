@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-FILTERS = ("parse_db_url", "percentile", "redact_url", "secret_strength")
+FILTERS = ("content_name", "parse_db_url", "percentile", "redact_url", "secret_strength")
 
 
 def isolated_env(dest: Path) -> dict[str, str]:

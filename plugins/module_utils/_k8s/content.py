@@ -43,31 +43,38 @@ class ContentError(RolloutError):
     """Bad input, or an object the module cannot create or delete."""
 
 
-def content_hash(kind: str, data: dict[str, str]) -> str:
-    """The first HASH_LENGTH hex digits of the sha256 of the kind and the sorted data."""
-    canonical = json.dumps({"kind": kind, "data": data}, sort_keys=True, separators=(",", ":"))
+def content_hash(deployment: str, kind: str, data: dict[str, str]) -> str:
+    """The first HASH_LENGTH hex digits of the sha256 of the Deployment's name, the kind and
+    the sorted data: two Deployments that ship the same base name never share an object."""
+    canonical = json.dumps({"of": deployment, "kind": kind, "data": data}, sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def hashed_name(base: str, kind: str, data: dict[str, str]) -> str:
-    return f"{base}-{content_hash(kind, data)}"
+def hashed_name(deployment: str, base: str, kind: str, data: dict[str, str]) -> str:
+    return f"{base}-{content_hash(deployment, kind, data)}"
 
 
 def normalize(objects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Numbers become their text, as a YAML inventory's ``PORT: 6379`` means; anything else
-    is left for `check_inputs` to judge."""
+    """Integers become their text, as a YAML inventory's ``PORT: 6379`` means; anything else
+    is left for `check_inputs` to judge (a float such as 1.10 has no single spelling)."""
     def text(value: Any) -> Any:
-        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-            else value
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     return {kind: {base: ({key: text(value) for key, value in data.items()}
                           if isinstance(data, dict) else data)
                    for base, data in (named or {}).items()}
             for kind, named in objects.items()}
 
 
-def check_inputs(objects: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """Problems with the wanted objects (kind -> base name -> data), each naming the fix."""
+def check_inputs(objects: dict[str, dict[str, dict[str, Any]]], deployment: str = "x",
+                 ) -> list[str]:
+    """Problems with the Deployment's name and the wanted objects (kind -> base name ->
+    data), each naming the fix."""
     problems = []
+    if not _NAME.match(deployment) or len(deployment) > 63:
+        problems.append(f"deployment {deployment!r} cannot be the value of the"
+                        f" {CONTENT_LABEL} label: lower-case letters, digits, '-' and '.',"
+                        " at most 63 characters")
     for kind, named in objects.items():
         for base, data in named.items():
             if not _NAME.match(base) or len(base) > MAX_BASE:
@@ -84,7 +91,7 @@ def check_inputs(objects: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
                                     " digits, '-', '_' and '.')")
                 if not isinstance(value, str):
                     problems.append(f"{kind} {base}: the value of key {key!r} must be text"
-                                    f" or a number, not a {type(value).__name__}; quote it")
+                                    f" or an integer, not a {type(value).__name__}; quote it")
     return problems
 
 
@@ -133,8 +140,9 @@ class Plan:
     prune: list[tuple[str, str]] = field(default_factory=list)  # kind, name
 
 
-def plan(objects: dict[str, dict[str, dict[str, str]]], existing: set[tuple[str, str]],
-         labelled: set[tuple[str, str]], used: set[tuple[str, str]] | None) -> Plan:
+def plan(deployment: str, objects: dict[str, dict[str, dict[str, str]]],
+         existing: set[tuple[str, str]], labelled: set[tuple[str, str]],
+         used: set[tuple[str, str]] | None) -> Plan:
     """What to create (wanted, not there yet) and, when ``used`` is given, what to delete:
     objects labelled as this Deployment's content that are neither wanted now nor referred to
     by a template in ``used``."""
@@ -142,7 +150,7 @@ def plan(objects: dict[str, dict[str, dict[str, str]]], existing: set[tuple[str,
     wanted: set[tuple[str, str]] = set()
     for kind in KINDS:
         for base, data in sorted((objects.get(kind) or {}).items()):
-            name = hashed_name(base, kind, data)
+            name = hashed_name(deployment, base, kind, data)
             result.names.setdefault(kind, {})[base] = name
             wanted.add((kind, name))
             if (kind, name) not in existing:
@@ -165,8 +173,22 @@ class ContentApi(Protocol):
     def delete(self, kind: str, namespace: str, name: str) -> bool: ...
 
 
-def selector_of(labels: dict[str, str]) -> str:
-    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+def selector_of(selector: dict[str, Any]) -> str | None:
+    """A label selector's query string (matchLabels and matchExpressions); None for one this
+    cannot spell, so that nothing is pruned on a guess."""
+    labels = selector.get("matchLabels") or {}
+    parts = [f"{key}={value}" for key, value in sorted(labels.items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op in ("In", "NotIn") and values:
+            parts.append(f"{key} {op.lower()} ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            return None
+    return ",".join(parts) or None
 
 
 @dataclass
@@ -175,6 +197,7 @@ class Outcome:
     created: list[str]
     pruned: list[str]
     kept: list[str]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -194,17 +217,23 @@ class ConfigObjects:
         self.namespace = namespace
         self.deployment = deployment
         self.labels = {**(labels or {}), CONTENT_LABEL: deployment}
+        self.warnings: list[str] = []
 
-    def _used(self) -> set[tuple[str, str]]:
+    def _used(self) -> set[tuple[str, str]] | None:
+        """What the Deployment's template and the ReplicaSets its selector matches (owned
+        or not yet adopted: the careful reading) refer to; None when the selector cannot be
+        read, so that nothing is pruned."""
         deployment = self.api.read_deployment(self.namespace, self.deployment)
         if deployment is None:
             return set()
-        match = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        # Every ReplicaSet the Deployment's selector matches, owned or not yet adopted: the
-        # careful reading keeps what any of them may need.
-        replicasets = self.api.list_replicasets(self.namespace, selector_of(match)) \
-            if match else []
-        return in_use(deployment, replicasets)
+        selector = selector_of((deployment.get("spec") or {}).get("selector") or {})
+        if selector is None:
+            self.warnings.append(
+                f"not pruning: the selector of Deployment {self.namespace}/{self.deployment}"
+                " cannot be read as a label query, so the ReplicaSets that may need the"
+                " content are unknown")
+            return None
+        return in_use(deployment, self.api.list_replicasets(self.namespace, selector))
 
     def body(self, kind: str, name: str, data: dict[str, str]) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -219,7 +248,7 @@ class ConfigObjects:
 
     def apply(self, objects: dict[str, dict[str, dict[str, str]]], prune: bool = True,
               check_mode: bool = False) -> Outcome:
-        problems = check_inputs(objects)
+        problems = check_inputs(objects, self.deployment)
         if problems:
             raise ContentError("; ".join(problems))
         labelled: set[tuple[str, str]] = set()
@@ -227,7 +256,8 @@ class ConfigObjects:
         for kind in KINDS:
             for item in self.api.list_metadata(kind, self.namespace, mine):
                 labelled.add((kind, item["metadata"]["name"]))
-        decided = plan(objects, labelled, labelled, self._used() if prune else None)
+        decided = plan(self.deployment, objects, labelled, labelled,
+                       self._used() if prune else None)
         created, pruned = [], []
         for kind, base, name in decided.create:
             # A 409 means the name exists without the label (made by other hands): with the
@@ -241,7 +271,7 @@ class ConfigObjects:
             pruned.append(f"{kind}/{name}")
         kept = sorted(f"{kind}/{name}" for kind, name in labelled
                       if f"{kind}/{name}" not in pruned)
-        return Outcome(decided.names, created, pruned, kept)
+        return Outcome(decided.names, created, pruned, kept, self.warnings)
 
 
 class ClientContentApi:

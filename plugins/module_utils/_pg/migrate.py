@@ -243,7 +243,8 @@ def answer_request(request_path, answer_path):
 def serve(requests_fd, done_fd):
     # A session: Alembic and SQLAlchemy load while the caller does other work, then each
     # request (a line naming its request and answer files) is answered in turn; env.py runs
-    # anew for each, as it does for each alembic command.
+    # anew for each, as it does for each alembic command, with the environment and working
+    # directory the session started with.
     try:
         import alembic.command  # noqa: F401
         import alembic.runtime.environment  # noqa: F401
@@ -251,9 +252,13 @@ def serve(requests_fd, done_fd):
         import sqlalchemy  # noqa: F401
     except BaseException:  # the first request reports it
         pass
+    environ, cwd = dict(os.environ), os.getcwd()
     done = os.fdopen(done_fd, "w")
     for line in os.fdopen(requests_fd):
         request_path, answer_path = json.loads(line)
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
         answer_request(request_path, answer_path)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -425,29 +430,30 @@ def _run_subprocess(argv: list[str], env: dict[str, str], cwd: str,
 class _Session:
     """A helper process that answers requests in turn (``--serve``), for the calls of one
     module run that share an environment: the interpreter, Alembic and SQLAlchemy load once,
-    and while the caller reads the database in another process. Its output goes to a file,
-    so a talkative migration cannot fill a pipe nobody reads."""
+    and while the caller reads the database in another process. Its output goes to files, so
+    a talkative migration cannot fill a pipe nobody reads; stderr makes the log, as it does
+    for a helper of its own."""
 
     def __init__(self, python: str, env: dict[str, str], cwd: str) -> None:
         self.tmpdir = tempfile.mkdtemp(prefix="prodready-alembic-session-")
         helper = os.path.join(self.tmpdir, "alembic_helper.py")
         with open(helper, "w", encoding="utf-8") as handle:
             handle.write(HELPER_SOURCE)
-        self.log = open(os.path.join(self.tmpdir, "output.log"), "w+b")  # noqa: SIM115
-        self.offset = 0
+        self.stdout = open(os.path.join(self.tmpdir, "stdout"), "w+b")  # noqa: SIM115
+        self.stderr = open(os.path.join(self.tmpdir, "stderr"), "w+b")  # noqa: SIM115
+        self.offsets = {"stdout": 0, "stderr": 0}
         self.returncode: int | None = None
         requests_r, requests_w = os.pipe()
         done_r, done_w = os.pipe()
         try:
             self.proc = subprocess.Popen(  # noqa: S603 - the application's own Python
                 [python, helper, "--serve", str(requests_r), str(done_w)], env=env, cwd=cwd,
-                stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stderr,
                 pass_fds=(requests_r, done_w))
         except OSError:
             for fd in (requests_r, requests_w, done_r, done_w):
                 os.close(fd)
-            self.log.close()
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self._remove()
             raise
         os.close(requests_r)
         os.close(done_w)
@@ -458,25 +464,29 @@ class _Session:
     def alive(self) -> bool:
         return self.returncode is None
 
-    def _output(self) -> str:
-        self.log.seek(self.offset)
-        data = self.log.read()
-        self.offset += len(data)
+    def _read(self, name: str) -> str:
+        stream = getattr(self, name)
+        stream.seek(self.offsets[name])
+        data = stream.read()
+        self.offsets[name] += len(data)
         return data.decode("utf-8", "replace")
 
-    def ask(self, request_path: str, answer_path: str) -> tuple[int, str]:
-        """(exit code, output) - 0 while the helper lives; its code once it has died."""
+    def ask(self, request_path: str, answer_path: str) -> tuple[int, str, str]:
+        """(exit code, stderr, stdout) of this request - exit code 0 while the helper lives,
+        its own once it has died (then the session is over)."""
         try:
             self.requests.write(json.dumps([request_path, answer_path]) + "\n")
             self.requests.flush()
             answered = bool(self.done.readline())
-        except (BrokenPipeError, OSError):
+        except OSError:
             answered = False
         if not answered:
-            self.returncode = self.proc.wait()
-        return (0 if answered else int(self.returncode or 0)), self._output()
+            self._stop()
+        return (0 if answered else int(self.returncode or 0)), self._read("stderr"), \
+            self._read("stdout")
 
-    def close(self) -> None:
+    def _stop(self) -> None:
+        """Close the request pipe (a live helper then ends) and reap the process."""
         for stream in (self.requests, self.done):
             with contextlib.suppress(OSError):
                 stream.close()
@@ -485,8 +495,17 @@ class _Session:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.log.close()
+        self.returncode = self.proc.returncode if self.proc.returncode is not None else -1
+
+    def _remove(self) -> None:
+        self.stdout.close()
+        self.stderr.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def close(self) -> None:
+        if self.alive:
+            self._stop()
+        self._remove()
 
 
 class Alembic:
@@ -546,8 +565,8 @@ class Alembic:
             with open(request_path, "w", encoding="utf-8") as handle:
                 json.dump({"config": os.path.abspath(settings.config), "ops": ops}, handle)
             if session is not None and session.alive:
-                returncode, output = session.ask(request_path, answer_path)
-                stderr = output
+                returncode, stderr, stdout = session.ask(request_path, answer_path)
+                output = stderr or stdout
             else:
                 with open(helper, "w", encoding="utf-8") as handle:
                     handle.write(HELPER_SOURCE)
@@ -569,6 +588,11 @@ class Alembic:
                     " interpreter (option python)?") from None
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
+        if session is not None and not answer.get("ok"):
+            # A failed request may leave the process in any state (a half-run migration, an
+            # env.py that exited): what follows, such as the compensation, runs in a fresh one.
+            self._sessions.pop(read_only, None)
+            session.close()
         # Scrub what becomes a message; revision ids, paths and the offline SQL stay as
         # they are for the logic and the lint (a short env value would garble them), and
         # the module scrubs its whole result before it leaves.

@@ -15,6 +15,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.content impo
     hashed_name,
     normalize,
     referenced,
+    selector_of,
 )
 
 
@@ -66,10 +67,12 @@ def mine(app: str = "web") -> dict[str, str]:
 
 
 def test_the_name_follows_the_content_not_the_order_of_keys() -> None:
-    a = hashed_name("web-secret", "Secret", {"A": "1", "B": "2"})
-    assert a == hashed_name("web-secret", "Secret", {"B": "2", "A": "1"})
-    assert a != hashed_name("web-secret", "Secret", {"A": "1", "B": "3"})
-    assert a != hashed_name("web-secret", "ConfigMap", {"A": "1", "B": "2"})
+    a = hashed_name("web", "web-secret", "Secret", {"A": "1", "B": "2"})
+    assert a == hashed_name("web", "web-secret", "Secret", {"B": "2", "A": "1"})
+    assert a != hashed_name("web", "web-secret", "Secret", {"A": "1", "B": "3"})
+    assert a != hashed_name("web", "web-secret", "ConfigMap", {"A": "1", "B": "2"})
+    # Another Deployment shipping the same base name and data gets an object of its own.
+    assert a != hashed_name("worker", "web-secret", "Secret", {"A": "1", "B": "2"})
     assert a.startswith("web-secret-") and len(a) == len("web-secret-") + 10
 
 
@@ -105,7 +108,7 @@ def test_a_first_release_creates_both_and_prunes_nothing() -> None:
 
 def test_the_same_content_again_changes_nothing() -> None:
     wanted = {"Secret": {"web-secret": {"K": "v"}}}
-    name = hashed_name("web-secret", "Secret", {"K": "v"})
+    name = hashed_name("web", "web-secret", "Secret", {"K": "v"})
     api = FakeApi(deployment=template(secret=name), objects={("Secret", name): mine()})
     outcome = ConfigObjects(api, "ns", "web").apply(wanted)
     assert not outcome.changed
@@ -165,15 +168,20 @@ def test_bodies_are_immutable_and_secret_values_go_in_string_data() -> None:
     assert objects.body("ConfigMap", "web-files-x", {"a": "b"})["data"] == {"a": "b"}
 
 
-def test_numbers_become_text_and_bad_input_is_named() -> None:
-    assert normalize({"Secret": {"s": {"PORT": 6379, "RATIO": 0.5}}}) == {
-        "Secret": {"s": {"PORT": "6379", "RATIO": "0.5"}}}
+def test_integers_become_text_and_bad_input_is_named() -> None:
+    assert normalize({"Secret": {"s": {"PORT": 6379, "RATIO": 1.10}}}) == {
+        "Secret": {"s": {"PORT": "6379", "RATIO": 1.10}}}
     problems = check_inputs({"Secret": {"Bad_Name": {"K": "v"}},
-                             "ConfigMap": {"c": {"bad key!": "v", "FLAG": True}}})
+                             "ConfigMap": {"c": {"bad key!": "v", "FLAG": True, "R": 1.1}}})
     assert any("Secret name 'Bad_Name' is not a valid base name" in p for p in problems)
     assert any("key 'bad key!' is not a valid key" in p for p in problems)
-    assert any("the value of key 'FLAG' must be text or a number, not a bool" in p
+    assert any("the value of key 'FLAG' must be text or an integer, not a bool" in p
                for p in problems)
+    assert any("the value of key 'R' must be text or an integer, not a float" in p
+               for p in problems)
+    long_name = "a" * 64
+    assert any(f"deployment '{long_name}' cannot be the value of the" in p
+               for p in check_inputs({}, long_name))
     with pytest.raises(ContentError, match="Bad_Name"):
         ConfigObjects(FakeApi(), "ns", "web").apply({"Secret": {"Bad_Name": {}}})
 
@@ -181,3 +189,38 @@ def test_numbers_become_text_and_bad_input_is_named() -> None:
 def test_problems_never_hold_a_secret_value() -> None:
     problems = check_inputs({"Secret": {"s": {"TOKEN": ["canary-value-123"]}}})
     assert problems and not any("canary-value-123" in p for p in problems)
+
+
+@pytest.mark.parametrize(("selector", "query"), [
+    ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
+    ({"matchLabels": {"a": "1"}, "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["web", "api"]},
+        {"key": "track", "operator": "NotIn", "values": ["canary"]},
+        {"key": "app", "operator": "Exists"}, {"key": "legacy", "operator": "DoesNotExist"}]},
+     "a=1,tier in (web,api),track notin (canary),app,!legacy"),
+    ({"matchExpressions": [{"key": "x", "operator": "Gt", "values": ["1"]}]}, None),
+    ({}, None),
+])
+def test_selectors_become_label_queries(selector: dict, query: str | None) -> None:
+    assert selector_of(selector) == query
+
+
+def test_a_selector_that_cannot_be_read_prunes_nothing_and_says_so() -> None:
+    unused = "web-secret-aaaaaaaaaa"
+    deployment = template(secret="web-secret-bbbbbbbbbb")
+    deployment["spec"]["selector"] = {"matchExpressions": [{"key": "a", "operator": "Odd"}]}
+    api = FakeApi(deployment=deployment, objects={("Secret", unused): mine()})
+    outcome = ConfigObjects(api, "ns", "web").apply({"Secret": {"web-secret": {"K": "v"}}})
+    assert outcome.pruned == [] and ("Secret", unused) in api.objects
+    assert outcome.warnings and "not pruning" in outcome.warnings[0]
+
+
+def test_match_expressions_find_the_replicasets_whose_content_stays() -> None:
+    kept = "web-secret-aaaaaaaaaa"
+    deployment = template(secret="web-secret-bbbbbbbbbb")
+    deployment["spec"]["selector"] = {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["web"]}]}
+    api = FakeApi(deployment=deployment, replicasets=[template(secret=kept)],
+                  objects={("Secret", kept): mine()})
+    outcome = ConfigObjects(api, "ns", "web").apply({"Secret": {"web-secret": {"K": "v"}}})
+    assert outcome.pruned == [] and ("list_replicasets", "app in (web)") in api.calls

@@ -268,7 +268,7 @@ def test_a_session_answers_call_after_call_in_one_process(offline):
         assert list(split_offline_sql(second["text"])) == [CHAIN[2]]
         # The same helper answered both and still waits for more.
         assert session.alive and session.proc.poll() is None and session.proc.pid == pid
-        assert session.offset > 0  # Alembic's log lines went to the session's file
+        assert session.offsets["stderr"] > 0  # Alembic's log lines went to its file
         # A call without a database op (the script) does not need the session's environment.
         assert offline.call([{"op": "script"}])["script"]["heads"] == [CHAIN[-1]]
     finally:
@@ -289,6 +289,84 @@ def test_a_session_whose_helper_died_says_so(tmp_path):
             alembic.call([{"op": "sql", "direction": "upgrade", "target": CHAIN[0]}])
     finally:
         alembic.close()
+
+
+def tiny_project(tmp_path: Path, env_py: str) -> Path:
+    """An Alembic project of one revision whose env.py is `env_py`."""
+    (tmp_path / "m" / "versions").mkdir(parents=True)
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/m\n")
+    (tmp_path / "m" / "script.py.mako").write_text("")
+    (tmp_path / "m" / "env.py").write_text(textwrap.dedent(env_py))
+    (tmp_path / "m" / "versions" / "a1.py").write_text(
+        "revision = 'a1'\ndown_revision = None\n\n\ndef upgrade():\n    pass\n\n\n"
+        "def downgrade():\n    pass\n")
+    return tmp_path / "alembic.ini"
+
+
+TALKATIVE_ENV_PY = """
+    import os
+    import sys
+    from alembic import context
+    print("STDOUT-LINE from env.py")
+    print("STDERR-LINE from env.py", file=sys.stderr)
+    # Some env.py read the URL and drop it from the environment.
+    url = os.environ.pop("DATABASE_URL")
+    os.chdir("/")
+    if not context.is_offline_mode():
+        raise RuntimeError("no database in the unit tier")
+    context.configure(url=url, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+
+def test_each_request_of_a_session_starts_from_the_sessions_environment(tmp_path):
+    ini = tiny_project(tmp_path, TALKATIVE_ENV_PY)
+    alembic = Alembic(Settings(config=str(ini)), python=sys.executable)
+    session = offline_session(alembic)
+    try:
+        op = {"op": "sql", "direction": "upgrade", "target": "a1"}
+        first = alembic.call([op])["sql"]
+        second = alembic.call([op])["sql"]  # DATABASE_URL and the directory are back
+        assert "error" not in first and "error" not in second, second
+        assert session.alive
+    finally:
+        alembic.close()
+
+
+def test_a_session_logs_stderr_only_and_retires_after_a_failed_request(tmp_path):
+    ini = tiny_project(tmp_path, TALKATIVE_ENV_PY)
+    alembic = Alembic(Settings(config=str(ini)), python=sys.executable)
+    session = offline_session(alembic)
+    try:
+        with pytest.raises(AlembicError, match="no database in the unit tier"):
+            alembic.call([{"op": "run", "direction": "upgrade", "target": "head"}])
+        # As with a helper of its own: stderr makes the log, stdout (a migration's prints)
+        # stays out of the result.
+        assert any("STDERR-LINE" in line for line in alembic.log)
+        assert not any("STDOUT-LINE" in line for line in alembic.log)
+        # The process that failed answers nothing more: the next call has one of its own.
+        assert not session.alive and alembic._sessions == {}
+        answer = alembic.call([{"op": "sql", "direction": "upgrade", "target": "a1"}])["sql"]
+        assert "error" not in answer
+    finally:
+        alembic.close()
+
+
+def test_a_helper_that_dies_in_a_request_is_reported_and_reaped(tmp_path):
+    ini = tiny_project(tmp_path, """
+        import os
+        os._exit(7)
+    """)
+    alembic = Alembic(Settings(config=str(ini)), python=sys.executable)
+    session = offline_session(alembic)
+    try:
+        with pytest.raises(AlembicError, match="did not answer .exit code 7"):
+            alembic.call([{"op": "sql", "direction": "upgrade", "target": "a1"}])
+        assert not session.alive and session.proc.returncode == 7
+    finally:
+        alembic.close()
+    assert not Path(session.tmpdir).exists()
 
 
 def test_prepare_starts_no_session_for_a_scripted_runner_or_without_a_database(offline):
