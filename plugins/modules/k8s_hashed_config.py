@@ -80,6 +80,15 @@ options:
       - Delete the labelled objects that no revision of the Deployment uses (see above).
     type: bool
     default: true
+  prune_named:
+    description:
+      - Objects an earlier layout kept under fixed names (such as C(Secret/web-secret)), as
+        C(Kind/name). With O(prune=true), each one that exists, carries every label in
+        O(labels) and is neither wanted nor used by a revision of the Deployment is deleted
+        like a labelled object; a revision that still refers to it keeps it.
+    type: list
+    elements: str
+    default: []
 notes:
   - Names are the base name, C(-), and the first 10 hex digits of the sha256 of O(deployment),
     the kind and the sorted data; the filter P(prodready.deploy.content_name#filter) gives the
@@ -181,6 +190,7 @@ def argument_spec() -> dict:
         config_maps={"type": "dict", "default": {}},
         labels={"type": "dict", "default": {}},
         prune={"type": "bool", "default": True},
+        prune_named={"type": "list", "elements": "str", "default": []},
     )
     return spec
 
@@ -192,13 +202,17 @@ def main() -> None:
     subject = f"the content of Deployment {params['namespace']}/{params['deployment']}"
     objects = normalize({"Secret": params["secrets"], "ConfigMap": params["config_maps"]})
     labels = {str(key): str(value) for key, value in params["labels"].items()}
+    named = [tuple(item.split("/", 1)) for item in params["prune_named"]]
     problems = check_inputs(objects, params["deployment"])
+    problems += [f"prune_named: {item!r} is not Secret/<name> or ConfigMap/<name>"
+                 for item in params["prune_named"]
+                 if item.split("/", 1)[0] not in ("Secret", "ConfigMap") or "/" not in item]
     if problems:  # before the API is asked anything
         module.fail_json(msg=f"Refusing {subject}: " + "; ".join(problems), changed=False)
     try:
         api = ClientContentApi(start_client(lambda: get_api_client(module=module)))
         outcome = ConfigObjects(api, params["namespace"], params["deployment"], labels).apply(
-            objects, prune=params["prune"], check_mode=module.check_mode)
+            objects, prune=params["prune"], check_mode=module.check_mode, prune_named=named)
     except (CoreException, RolloutError) as exc:
         module.fail_json(msg=f"Cannot apply {subject}: {exc}", changed=False)
     for warning in outcome.warnings:

@@ -214,10 +214,16 @@ def test_a_rollback_brings_back_the_secret_and_files_of_the_release_it_returns_t
 def test_content_no_retained_revision_uses_is_pruned_at_the_next_release(
         lab_env: dict[str, str], refapp: dict[str, str], app_name: str, tmp_path: Path) -> None:
     """With no old ReplicaSet kept, r1's Secret goes when r3 is applied (r2's stays: the
-    Deployment still runs it until r3's template is applied); a Secret without the label, as an
-    older version of the role made it, is left alone."""
+    Deployment still runs it until r3's template is applied). Of the fixed names an older
+    version of the role used, the one with the app's labels goes too; a Secret without them
+    is someone else's and stays."""
     kubectl(lab_env, "create", "secret", "generic", f"{app_name}-secret",
             "--from-literal=LEGACY=1")
+    # What an earlier version of the role left under a fixed name, with the app's labels.
+    kubectl(lab_env, "create", "configmap", f"{app_name}-files", "--from-literal=a=1")
+    kubectl(lab_env, "label", "configmap", f"{app_name}-files",
+            f"app.kubernetes.io/name={app_name}", f"app.kubernetes.io/instance={app_name}",
+            "app.kubernetes.io/managed-by=prodready.deploy")
     keep = {"k8s_rollout_replicas": 1, "k8s_rollout_revision_history_limit": 0}
     secrets = []
     for i in (1, 2, 3):
@@ -232,3 +238,5 @@ def test_content_no_retained_revision_uses_is_pruned_at_the_next_release(
     assert f"secret/{secrets[0]}" not in names
     assert {f"secret/{secrets[1]}", f"secret/{secrets[2]}"} <= set(names)
     assert kubectl(lab_env, "get", "secret", f"{app_name}-secret", check=False).returncode == 0
+    assert kubectl(lab_env, "get", "configmap", f"{app_name}-files",
+                   check=False).returncode != 0

@@ -216,7 +216,8 @@ class ConfigObjects:
         self.api = api
         self.namespace = namespace
         self.deployment = deployment
-        self.labels = {**(labels or {}), CONTENT_LABEL: deployment}
+        self.base_labels = dict(labels or {})
+        self.labels = {**self.base_labels, CONTENT_LABEL: deployment}
         self.warnings: list[str] = []
 
     def _used(self) -> set[tuple[str, str]] | None:
@@ -246,9 +247,22 @@ class ConfigObjects:
             body["data"] = data
         return body
 
+    def _named(self, named: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of `named` that exist and carry every label the objects are given."""
+        query = ",".join(f"{key}={value}" for key, value in sorted(self.base_labels.items()))
+        found: set[tuple[str, str]] = set()
+        for kind in sorted({kind for kind, _name in named}):
+            present = {item["metadata"]["name"]
+                       for item in self.api.list_metadata(kind, self.namespace, query or None)}
+            found |= {(k, name) for k, name in named if k == kind and name in present}
+        return found
+
     def apply(self, objects: dict[str, dict[str, dict[str, str]]], prune: bool = True,
-              check_mode: bool = False) -> Outcome:
+              check_mode: bool = False, prune_named: list[tuple[str, str]] | None = None,
+              ) -> Outcome:
         problems = check_inputs(objects, self.deployment)
+        problems += [f"prune_named: {kind}/{name} is not a Secret or ConfigMap"
+                     for kind, name in prune_named or [] if kind not in KINDS]
         if problems:
             raise ContentError("; ".join(problems))
         labelled: set[tuple[str, str]] = set()
@@ -256,7 +270,9 @@ class ConfigObjects:
         for kind in KINDS:
             for item in self.api.list_metadata(kind, self.namespace, mine):
                 labelled.add((kind, item["metadata"]["name"]))
-        decided = plan(self.deployment, objects, labelled, labelled,
+        # Objects of an earlier layout (fixed names), pruned by the same rule.
+        candidates = labelled | (self._named(prune_named) if prune and prune_named else set())
+        decided = plan(self.deployment, objects, labelled, candidates,
                        self._used() if prune else None)
         created, pruned = [], []
         for kind, base, name in decided.create:
@@ -269,7 +285,7 @@ class ConfigObjects:
             if not check_mode:
                 self.api.delete(kind, self.namespace, name)
             pruned.append(f"{kind}/{name}")
-        kept = sorted(f"{kind}/{name}" for kind, name in labelled
+        kept = sorted(f"{kind}/{name}" for kind, name in candidates
                       if f"{kind}/{name}" not in pruned)
         return Outcome(decided.names, created, pruned, kept, self.warnings)
 

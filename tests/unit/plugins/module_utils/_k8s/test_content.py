@@ -224,3 +224,23 @@ def test_match_expressions_find_the_replicasets_whose_content_stays() -> None:
                   objects={("Secret", kept): mine()})
     outcome = ConfigObjects(api, "ns", "web").apply({"Secret": {"web-secret": {"K": "v"}}})
     assert outcome.pruned == [] and ("list_replicasets", "app in (web)") in api.calls
+
+
+def test_objects_of_an_earlier_layout_go_once_no_revision_uses_them() -> None:
+    app_labels = {"app.kubernetes.io/instance": "web"}
+    deployment = template(secret="web-secret-bbbbbbbbbb")
+    deployment["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+    api = FakeApi(deployment=deployment,
+                  replicasets=[template(files="web-files")],  # a retained revision uses it
+                  objects={("Secret", "web-secret"): app_labels,
+                           ("ConfigMap", "web-files"): app_labels,
+                           # the same name without the app's labels is someone else's
+                           ("ConfigMap", "web-config"): {}})
+    named = [("Secret", "web-secret"), ("ConfigMap", "web-files"), ("ConfigMap", "web-config")]
+    outcome = ConfigObjects(api, "ns", "web", app_labels).apply(
+        {"Secret": {"web-secret": {"K": "v"}}}, prune_named=named)
+    assert outcome.pruned == ["Secret/web-secret"]
+    assert "ConfigMap/web-files" in outcome.kept
+    assert ("ConfigMap", "web-files") in api.objects and ("ConfigMap", "web-config") in api.objects
+    with pytest.raises(ContentError, match="prune_named: Pod/x is not a Secret or ConfigMap"):
+        ConfigObjects(api, "ns", "web").apply({}, prune_named=[("Pod", "x")])
