@@ -174,7 +174,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions imp
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.content import (
     ClientContentApi,
     ConfigObjects,
-    check_inputs,
+    ContentError,
     normalize,
 )
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout import RolloutError
@@ -202,17 +202,14 @@ def main() -> None:
     subject = f"the content of Deployment {params['namespace']}/{params['deployment']}"
     objects = normalize({"Secret": params["secrets"], "ConfigMap": params["config_maps"]})
     labels = {str(key): str(value) for key, value in params["labels"].items()}
-    named = [tuple(item.split("/", 1)) for item in params["prune_named"]]
-    problems = check_inputs(objects, params["deployment"])
-    problems += [f"prune_named: {item!r} is not Secret/<name> or ConfigMap/<name>"
-                 for item in params["prune_named"]
-                 if item.split("/", 1)[0] not in ("Secret", "ConfigMap") or "/" not in item]
-    if problems:  # before the API is asked anything
-        module.fail_json(msg=f"Refusing {subject}: " + "; ".join(problems), changed=False)
+    # The client is made at the first request, after every input has been checked.
+    api = ClientContentApi(lambda: start_client(lambda: get_api_client(module=module)))
     try:
-        api = ClientContentApi(start_client(lambda: get_api_client(module=module)))
         outcome = ConfigObjects(api, params["namespace"], params["deployment"], labels).apply(
-            objects, prune=params["prune"], check_mode=module.check_mode, prune_named=named)
+            objects, prune=params["prune"], check_mode=module.check_mode,
+            prune_named=params["prune_named"])
+    except ContentError as exc:
+        module.fail_json(msg=f"Refusing {subject}: {exc}", changed=False)
     except (CoreException, RolloutError) as exc:
         module.fail_json(msg=f"Cannot apply {subject}: {exc}", changed=False)
     for warning in outcome.warnings:

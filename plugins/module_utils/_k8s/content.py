@@ -20,10 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout import RolloutError
+from ansible_collections.prodready.deploy.plugins.module_utils._k8s.rollout import (
+    RolloutError,
+    selector_string,
+)
 from ansible_collections.prodready.deploy.plugins.module_utils._k8s.watch import (
     KubeApiError,
     raw_request,
@@ -141,11 +145,11 @@ class Plan:
 
 
 def plan(deployment: str, objects: dict[str, dict[str, dict[str, str]]],
-         existing: set[tuple[str, str]], labelled: set[tuple[str, str]],
+         existing: set[tuple[str, str]], candidates: set[tuple[str, str]],
          used: set[tuple[str, str]] | None) -> Plan:
-    """What to create (wanted, not there yet) and, when ``used`` is given, what to delete:
-    objects labelled as this Deployment's content that are neither wanted now nor referred to
-    by a template in ``used``."""
+    """What to create (wanted, not in ``existing``) and, when ``used`` is given, what to
+    delete: the ``candidates`` (this Deployment's labelled content, and objects of an earlier
+    layout) that are neither wanted now nor referred to by a template in ``used``."""
     result = Plan()
     wanted: set[tuple[str, str]] = set()
     for kind in KINDS:
@@ -156,8 +160,21 @@ def plan(deployment: str, objects: dict[str, dict[str, dict[str, str]]],
             if (kind, name) not in existing:
                 result.create.append((kind, base, name))
     if used is not None:
-        result.prune = sorted(labelled - wanted - used)
+        result.prune = sorted(candidates - wanted - used)
     return result
+
+
+def parse_named(items: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``Kind/name`` strings as (kind, name), and a problem for each one that is not a
+    Secret or ConfigMap."""
+    named, problems = [], []
+    for item in items:
+        kind, _sep, name = item.partition("/")
+        if kind in KINDS and name:
+            named.append((kind, name))
+        else:
+            problems.append(f"prune_named: {item!r} is not Secret/<name> or ConfigMap/<name>")
+    return named, problems
 
 
 class ContentApi(Protocol):
@@ -171,24 +188,6 @@ class ContentApi(Protocol):
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> bool: ...
 
     def delete(self, kind: str, namespace: str, name: str) -> bool: ...
-
-
-def selector_of(selector: dict[str, Any]) -> str | None:
-    """A label selector's query string (matchLabels and matchExpressions); None for one this
-    cannot spell, so that nothing is pruned on a guess."""
-    labels = selector.get("matchLabels") or {}
-    parts = [f"{key}={value}" for key, value in sorted(labels.items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op in ("In", "NotIn") and values:
-            parts.append(f"{key} {op.lower()} ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-        else:
-            return None
-    return ",".join(parts) or None
 
 
 @dataclass
@@ -227,12 +226,13 @@ class ConfigObjects:
         deployment = self.api.read_deployment(self.namespace, self.deployment)
         if deployment is None:
             return set()
-        selector = selector_of((deployment.get("spec") or {}).get("selector") or {})
-        if selector is None:
+        try:  # the watcher's reading of the selector, matchExpressions included
+            selector = selector_string((deployment.get("spec") or {}).get("selector"))
+        except RolloutError as exc:
             self.warnings.append(
                 f"not pruning: the selector of Deployment {self.namespace}/{self.deployment}"
-                " cannot be read as a label query, so the ReplicaSets that may need the"
-                " content are unknown")
+                f" cannot be read as a label query ({exc}), so the ReplicaSets that may need"
+                " the content are unknown")
             return None
         return in_use(deployment, self.api.list_replicasets(self.namespace, selector))
 
@@ -258,11 +258,11 @@ class ConfigObjects:
         return found
 
     def apply(self, objects: dict[str, dict[str, dict[str, str]]], prune: bool = True,
-              check_mode: bool = False, prune_named: list[tuple[str, str]] | None = None,
-              ) -> Outcome:
-        problems = check_inputs(objects, self.deployment)
-        problems += [f"prune_named: {kind}/{name} is not a Secret or ConfigMap"
-                     for kind, name in prune_named or [] if kind not in KINDS]
+              check_mode: bool = False, prune_named: list[str] | None = None) -> Outcome:
+        """Every input is checked (ContentError naming each problem) before the API is asked
+        anything. ``prune_named``: ``Kind/name`` of objects an earlier layout kept."""
+        named, named_problems = parse_named(prune_named or [])
+        problems = check_inputs(objects, self.deployment) + named_problems
         if problems:
             raise ContentError("; ".join(problems))
         labelled: set[tuple[str, str]] = set()
@@ -271,7 +271,7 @@ class ConfigObjects:
             for item in self.api.list_metadata(kind, self.namespace, mine):
                 labelled.add((kind, item["metadata"]["name"]))
         # Objects of an earlier layout (fixed names), pruned by the same rule.
-        candidates = labelled | (self._named(prune_named) if prune and prune_named else set())
+        candidates = labelled | (self._named(named) if prune and named else set())
         decided = plan(self.deployment, objects, labelled, candidates,
                        self._used() if prune else None)
         created, pruned = [], []
@@ -292,15 +292,19 @@ class ConfigObjects:
 
 class ClientContentApi:
     """`ContentApi` over the kubernetes ApiClient in plain requests. Lists read metadata
-    only: the module never reads a Secret's data."""
+    only: the module never reads a Secret's data. The client is made at the first request
+    (``client_factory``), so bad input is refused before the API server is contacted."""
 
-    def __init__(self, api_client: Any, request_timeout: tuple[float, float] = (10.0, 30.0),
-                 ) -> None:
-        self._client = api_client
+    def __init__(self, client_factory: Callable[[], Any],
+                 request_timeout: tuple[float, float] = (10.0, 30.0)) -> None:
+        self._factory = client_factory
+        self._client: Any = None
         self._timeout = request_timeout
 
     def _request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
                  body: Any = None, accept: str | None = None) -> Any:
+        if self._client is None:
+            self._client = self._factory()
         response = raw_request(self._client, method, path, query, body=body,
                                timeout=self._timeout, accept=accept)
         return json.loads(response.data or b"{}")

@@ -15,7 +15,6 @@ from ansible_collections.prodready.deploy.plugins.module_utils._k8s.content impo
     hashed_name,
     normalize,
     referenced,
-    selector_of,
 )
 
 
@@ -46,6 +45,7 @@ class FakeApi:
         return self.replicasets
 
     def list_metadata(self, kind: str, namespace: str, selector: str | None) -> list[dict]:
+        self.calls.append(("list_metadata", kind, selector))
         key, _sep, value = (selector or "").partition("=")
         return [{"metadata": {"name": name, "labels": labels}}
                 for (k, name), labels in sorted(self.objects.items())
@@ -191,20 +191,6 @@ def test_problems_never_hold_a_secret_value() -> None:
     assert problems and not any("canary-value-123" in p for p in problems)
 
 
-@pytest.mark.parametrize(("selector", "query"), [
-    ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
-    ({"matchLabels": {"a": "1"}, "matchExpressions": [
-        {"key": "tier", "operator": "In", "values": ["web", "api"]},
-        {"key": "track", "operator": "NotIn", "values": ["canary"]},
-        {"key": "app", "operator": "Exists"}, {"key": "legacy", "operator": "DoesNotExist"}]},
-     "a=1,tier in (web,api),track notin (canary),app,!legacy"),
-    ({"matchExpressions": [{"key": "x", "operator": "Gt", "values": ["1"]}]}, None),
-    ({}, None),
-])
-def test_selectors_become_label_queries(selector: dict, query: str | None) -> None:
-    assert selector_of(selector) == query
-
-
 def test_a_selector_that_cannot_be_read_prunes_nothing_and_says_so() -> None:
     unused = "web-secret-aaaaaaaaaa"
     deployment = template(secret="web-secret-bbbbbbbbbb")
@@ -213,6 +199,7 @@ def test_a_selector_that_cannot_be_read_prunes_nothing_and_says_so() -> None:
     outcome = ConfigObjects(api, "ns", "web").apply({"Secret": {"web-secret": {"K": "v"}}})
     assert outcome.pruned == [] and ("Secret", unused) in api.objects
     assert outcome.warnings and "not pruning" in outcome.warnings[0]
+    assert "unsupported label selector operator 'Odd'" in outcome.warnings[0]
 
 
 def test_match_expressions_find_the_replicasets_whose_content_stays() -> None:
@@ -236,11 +223,15 @@ def test_objects_of_an_earlier_layout_go_once_no_revision_uses_them() -> None:
                            ("ConfigMap", "web-files"): app_labels,
                            # the same name without the app's labels is someone else's
                            ("ConfigMap", "web-config"): {}})
-    named = [("Secret", "web-secret"), ("ConfigMap", "web-files"), ("ConfigMap", "web-config")]
+    named = ["Secret/web-secret", "ConfigMap/web-files", "ConfigMap/web-config"]
     outcome = ConfigObjects(api, "ns", "web", app_labels).apply(
         {"Secret": {"web-secret": {"K": "v"}}}, prune_named=named)
     assert outcome.pruned == ["Secret/web-secret"]
     assert "ConfigMap/web-files" in outcome.kept
     assert ("ConfigMap", "web-files") in api.objects and ("ConfigMap", "web-config") in api.objects
-    with pytest.raises(ContentError, match="prune_named: Pod/x is not a Secret or ConfigMap"):
-        ConfigObjects(api, "ns", "web").apply({}, prune_named=[("Pod", "x")])
+    # Refused before the API is asked anything.
+    quiet = FakeApi()
+    with pytest.raises(ContentError, match="prune_named: 'Pod/x' is not Secret/<name> or"
+                                           " ConfigMap/<name>; prune_named: 'Secret' is not"):
+        ConfigObjects(quiet, "ns", "web").apply({}, prune_named=["Pod/x", "Secret"])
+    assert quiet.calls == []

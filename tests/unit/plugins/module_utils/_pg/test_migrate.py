@@ -369,6 +369,21 @@ def test_a_helper_that_dies_in_a_request_is_reported_and_reaped(tmp_path):
     assert not Path(session.tmpdir).exists()
 
 
+def test_prepare_starts_a_session_with_the_real_runner_and_a_database():
+    alembic = Alembic(Settings(config=str(APP / "alembic.ini"),
+                               conn=ConnParams(host="db", dbname="app", user="app")),
+                      python=sys.executable)
+    alembic.prepare(read_only=False)
+    alembic.prepare(read_only=False)  # one per environment, however often it is asked
+    try:
+        assert list(alembic._sessions) == [False]
+        session = alembic._sessions[False]
+        assert session.alive and session.proc.poll() is None
+    finally:
+        alembic.close()
+    assert alembic._sessions == {} and session.proc.returncode == 0
+
+
 def test_prepare_starts_no_session_for_a_scripted_runner_or_without_a_database(offline):
     offline.prepare(read_only=False)  # no connection settings: nothing to prepare
     assert offline._sessions == {}
